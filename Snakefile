@@ -1,0 +1,30 @@
+# fmdenoise: does fine-tuning a natural-image Gaussian denoiser beat microscopy baselines?
+# The DAG and the file contract are described in README.md ("Workflow") and DESIGN.md.
+# Logic lives in src/fmdenoise; rules only wire files, params and resources to it.
+
+from snakemake.utils import min_version, validate
+
+from fmdenoise.config import check_config, schema_path
+
+min_version("9.0")
+
+
+# The real study by default; `--configfile demo/config.yaml` replaces it (no merging).
+if not config:
+
+    configfile: "config.yaml"
+
+
+validate(config, schema=str(schema_path()))
+check_config(config, source="config")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/pretrained.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

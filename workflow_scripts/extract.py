@@ -1,0 +1,7 @@
+"""Adapter: rule extract -> fmdenoise.download.extract."""
+
+from fmdenoise.download import extract
+from fmdenoise.logs import log_to
+
+with log_to(snakemake.log[0]):
+    extract(snakemake.input[0], snakemake.output[0])

@@ -1,0 +1,11 @@
+"""Adapter: rule pretrain -> fmdenoise.pretrain.pretrain, saved in the project format."""
+
+from fmdenoise.device import threads
+from fmdenoise.logs import log_to
+from fmdenoise.models.checkpoints import save_model
+from fmdenoise.pretrain import pretrain
+
+with log_to(snakemake.log[0]), threads(snakemake.threads):
+    model = snakemake.params.model
+    net, summary = pretrain(model["arch"], model["kwargs"], snakemake.params.pretrain)
+    save_model(snakemake.output[0], net, model["arch"], model["kwargs"], source="pretrain", pretrain=summary)
