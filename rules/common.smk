@@ -13,6 +13,16 @@ def alternatives(names):
     return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
 
 
+def canonical(value):
+    """``value`` with dict keys sorted recursively: params that do not depend on the order of
+    keys in the config file (Snakemake reruns a job when its params' representation changes)."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 def models_with_source(source):
     return [m for m, c in config["models"].items() if c["pretrained"]["source"] == source]
 

@@ -5,7 +5,7 @@ rule synthetic_source:
     output:
         f"{RESULTS}/synthetic/{{filename}}",
     params:
-        cfg=config.get("synthetic_source"),
+        cfg=canonical(config.get("synthetic_source")),
     log:
         f"{RESULTS}/logs/synthetic_source/{{filename}}.log",
     benchmark:
@@ -25,7 +25,7 @@ rule download:
         file=f"{RESULTS}/downloads/{{archive}}",
         sha256=f"{RESULTS}/downloads/{{archive}}.sha256",
     params:
-        spec=lambda wildcards: config["downloads"][wildcards.archive],
+        spec=lambda wildcards: canonical(config["downloads"][wildcards.archive]),
         base=RESULTS,
     log:
         f"{RESULTS}/logs/download/{{archive}}.log",
@@ -63,8 +63,8 @@ rule ingest:
     output:
         directory(f"{RESULTS}/data/{{dataset}}"),
     params:
-        dataset=lambda wildcards: config["datasets"][wildcards.dataset],
-        split=config["split"],
+        dataset=lambda wildcards: canonical(config["datasets"][wildcards.dataset]),
+        split=canonical(config["split"]),
     log:
         f"{RESULTS}/logs/ingest/{{dataset}}.log",
     benchmark:
@@ -84,8 +84,8 @@ rule patches:
         arrays=patch_files("{dataset}"),
         info=f"{RESULTS}/patches/{{dataset}}/patches.json",
     params:
-        patches=config["patches"],
-        normalization=config["normalization"],
+        patches=canonical(config["patches"]),
+        normalization=canonical(config["normalization"]),
     log:
         f"{RESULTS}/logs/patches/{{dataset}}.log",
     benchmark:

@@ -10,7 +10,7 @@ rule convert_checkpoint:
     wildcard_constraints:
         model=alternatives(models_with_source("download")),
     params:
-        model=lambda wildcards: config["models"][wildcards.model],
+        model=lambda wildcards: canonical(config["models"][wildcards.model]),
     log:
         f"{RESULTS}/logs/pretrained/{{model}}.log",
     benchmark:
@@ -29,8 +29,8 @@ rule pretrain:
     wildcard_constraints:
         model=alternatives(models_with_source("pretrain")),
     params:
-        model=lambda wildcards: config["models"][wildcards.model],
-        pretrain=config["pretrain"],
+        model=lambda wildcards: canonical(config["models"][wildcards.model]),
+        pretrain=canonical(config["pretrain"]),
     threads: resource("pretrained", "cpus")
     log:
         f"{RESULTS}/logs/pretrained/{{model}}.log",

@@ -1,0 +1,87 @@
+"""Shared fixtures: the reference data folder, a programmable HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE.is_dir():
+        pytest.skip(f"reference data folder {REFERENCE} is absent (it sits beside the checkout)")
+    return REFERENCE
+
+
+class Server:
+    """A tiny file server whose behaviour per path is set by the test.
+
+    ``routes[path] = (payload, mode)`` with mode one of: ``ok`` (Range honoured), ``norange``
+    (Range ignored), ``truncate_once`` (first response cut in half), ``fail:N`` (N x HTTP 500
+    first), ``status:CODE``. ``requests`` records (path, Range header) of every request.
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[bytes, str]] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        self.counts: dict[str, int] = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                server.requests.append((self.path, self.headers.get("Range")))
+                n = server.counts[self.path] = server.counts.get(self.path, 0) + 1
+                if self.path not in server.routes:
+                    self.send_error(404)
+                    return
+                payload, mode = server.routes[self.path]
+                if mode.startswith("status:"):
+                    self.send_error(int(mode.split(":")[1]))
+                    return
+                if mode.startswith("fail:") and n <= int(mode.split(":")[1]):
+                    self.send_error(500)
+                    return
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and mode != "norange":
+                    start = int(rng.split("=")[1].split("-")[0])
+                body = payload[start:]
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Length", str(len(body)))
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+                self.end_headers()
+                if mode == "truncate_once" and n == 1:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def http_server() -> Iterator[Server]:
+    server = Server()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -1,0 +1,111 @@
+"""Real ``snakemake`` runs of the demo study (and a dry run of the real study's DAG)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from fmdenoise.models.checkpoints import load_model
+from fmdenoise.models.wrapper import Denoiser
+from fmdenoise.pretrain import held_out_gain
+
+from ..conftest import ROOT
+
+DEMO = ROOT / "demo" / "config.yaml"
+DATASETS = ("actin-demo", "mito-demo", "nucleus-demo")
+
+
+def snakemake(workdir: Path, *args: str, config: Path = DEMO, check: bool = True):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+           str(workdir), "--configfile", str(config), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake run as {rule: count}."""
+    table = output.split("Job stats:")[-1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("demo")
+    targets = [f"results/demo/patches/{d}/patches.json" for d in DATASETS]
+    proc = snakemake(work, *targets)
+    assert job_counts(proc.stdout + proc.stderr) == {"synthetic_source": 1, "download": 1, "extract": 1,
+                                       "ingest": 3, "patches": 3}
+    return work
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_demo_up_to_patches(demo_run):
+    res = demo_run / "results" / "demo"
+    sha = (res / "downloads" / "hagen-demo.sha256").read_text().split()[0]
+    assert re.fullmatch(r"[0-9a-f]{64}", sha)
+    for d in DATASETS:
+        manifest = (res / "data" / d / "manifest.csv").read_text()
+        assert manifest.count(",val,low,") == 2 and manifest.count(",test,provided/gaussian,") == 4
+        low = np.load(res / "patches" / d / "train_low.npy", mmap_mode="r")
+        assert low.shape == (8 * 32, 1, 64, 64) and low.dtype == np.float32
+        for rule in ("ingest", "patches"):
+            assert (res / "logs" / rule / f"{d}.log").exists()
+            assert (res / "benchmarks" / rule / f"{d}.tsv").exists()
+    assert not list(res.rglob("*.tmp-*")), "temporary files left behind"
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_rerun_does_nothing_and_patch_change_reruns_only_patches(demo_run, tmp_path):
+    targets = [f"results/demo/patches/{d}/patches.json" for d in DATASETS]
+    again = snakemake(demo_run, *targets)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    cfg = yaml.safe_load(DEMO.read_text())
+    cfg["patches"]["per_image"] = 16
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    dry = snakemake(demo_run, "-n", *targets, config=changed)
+    assert job_counts(dry.stdout + dry.stderr) == {"patches": 3}
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_demo_pretraining_rule_makes_real_denoisers(demo_run):
+    models = ("drunet", "restormer", "kbnet")
+    snakemake(demo_run, *[f"results/demo/pretrained/{m}.pt" for m in models])
+    for m in models:
+        net, meta = load_model(demo_run / "results" / "demo" / "pretrained" / f"{m}.pt")
+        assert meta["source"] == "pretrain"
+        gain = held_out_gain(Denoiser(net, meta["arch"], meta["kwargs"]))
+        assert gain["gain_db"] > 3.0, (m, gain)
+    torch.set_num_threads(torch.get_num_threads())
+
+
+def test_real_study_dag_builds_offline(tmp_path):
+    proc = snakemake(tmp_path, "-n", config=ROOT / "config.yaml")
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["download"] == 13  # 10 dataset archives + 3 official checkpoints
+    assert counts["extract"] == 10 and counts["ingest"] == 10 and counts["patches"] == 10
+    assert counts["convert_checkpoint"] == 3
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    cfg = yaml.safe_load(DEMO.read_text())
+    cfg["training"]["steps"] = 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = snakemake(tmp_path, "-n", config=bad, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "['training']['steps']" in out and "less than the minimum of 1" in out
+    assert not (tmp_path / "results").exists()
