@@ -15,7 +15,8 @@ def alternatives(names):
 
 def canonical(value):
     """``value`` with dict keys sorted recursively: params that do not depend on the order of
-    keys in the config file (Snakemake reruns a job when its params' representation changes)."""
+    keys in the config file (Snakemake reruns a job when its params' representation changes).
+    """
     if isinstance(value, dict):
         return {k: canonical(value[k]) for k in sorted(value)}
     if isinstance(value, list):
@@ -24,7 +25,9 @@ def canonical(value):
 
 
 def models_with_source(source):
-    return [m for m, c in config["models"].items() if c["pretrained"]["source"] == source]
+    return [
+        m for m, c in config["models"].items() if c["pretrained"]["source"] == source
+    ]
 
 
 wildcard_constraints:

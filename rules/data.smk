@@ -4,16 +4,16 @@
 rule synthetic_source:
     output:
         f"{RESULTS}/synthetic/{{filename}}",
-    params:
-        cfg=canonical(config.get("synthetic_source")),
     log:
         f"{RESULTS}/logs/synthetic_source/{{filename}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/synthetic_source/{{filename}}.tsv"
-    resources:
-        **rule_resources("ingest"),
     conda:
         "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("ingest"),
+    params:
+        cfg=canonical(config.get("synthetic_source")),
     script:
         "../workflow_scripts/synthetic_source.py"
 
@@ -24,18 +24,18 @@ rule download:
     output:
         file=f"{RESULTS}/downloads/{{archive}}",
         sha256=f"{RESULTS}/downloads/{{archive}}.sha256",
-    params:
-        spec=lambda wildcards: canonical(config["downloads"][wildcards.archive]),
-        base=RESULTS,
     log:
         f"{RESULTS}/logs/download/{{archive}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/download/{{archive}}.tsv"
     retries: 1
-    resources:
-        **rule_resources("download"),
     conda:
         "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("download"),
+    params:
+        spec=lambda wildcards: canonical(config["downloads"][wildcards.archive]),
+        base=lambda wildcards, output: str(Path(output.file).parent.parent),
     script:
         "../workflow_scripts/download.py"
 
@@ -49,10 +49,10 @@ rule extract:
         f"{RESULTS}/logs/extract/{{archive}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/extract/{{archive}}.tsv"
-    resources:
-        **rule_resources("ingest"),
     conda:
         "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("ingest"),
     script:
         "../workflow_scripts/extract.py"
 
@@ -62,17 +62,17 @@ rule ingest:
         ingest_source,
     output:
         directory(f"{RESULTS}/data/{{dataset}}"),
-    params:
-        dataset=lambda wildcards: canonical(config["datasets"][wildcards.dataset]),
-        split=canonical(config["split"]),
     log:
         f"{RESULTS}/logs/ingest/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ingest/{{dataset}}.tsv"
-    resources:
-        **rule_resources("ingest"),
     conda:
         "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("ingest"),
+    params:
+        dataset=lambda wildcards: canonical(config["datasets"][wildcards.dataset]),
+        split=canonical(config["split"]),
     script:
         "../workflow_scripts/ingest.py"
 
@@ -83,16 +83,16 @@ rule patches:
     output:
         arrays=patch_files("{dataset}"),
         info=f"{RESULTS}/patches/{{dataset}}/patches.json",
-    params:
-        patches=canonical(config["patches"]),
-        normalization=canonical(config["normalization"]),
     log:
         f"{RESULTS}/logs/patches/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/patches/{{dataset}}.tsv"
-    resources:
-        **rule_resources("patches"),
     conda:
         "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("patches"),
+    params:
+        patches=canonical(config["patches"]),
+        normalization=canonical(config["normalization"]),
     script:
         "../workflow_scripts/patches.py"

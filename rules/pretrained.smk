@@ -7,18 +7,18 @@ rule convert_checkpoint:
         checkpoint_download,
     output:
         f"{RESULTS}/pretrained/{{model}}.pt",
-    wildcard_constraints:
-        model=alternatives(models_with_source("download")),
-    params:
-        model=lambda wildcards: canonical(config["models"][wildcards.model]),
     log:
         f"{RESULTS}/logs/pretrained/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/pretrained/{{model}}.tsv"
-    resources:
-        **rule_resources("pretrained"),
+    wildcard_constraints:
+        model=alternatives(models_with_source("download")),
     conda:
         "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("pretrained"),
+    params:
+        model=lambda wildcards: canonical(config["models"][wildcards.model]),
     script:
         "../workflow_scripts/convert_checkpoint.py"
 
@@ -26,19 +26,19 @@ rule convert_checkpoint:
 rule pretrain:
     output:
         f"{RESULTS}/pretrained/{{model}}.pt",
-    wildcard_constraints:
-        model=alternatives(models_with_source("pretrain")),
-    params:
-        model=lambda wildcards: canonical(config["models"][wildcards.model]),
-        pretrain=canonical(config["pretrain"]),
-    threads: resource("pretrained", "cpus")
     log:
         f"{RESULTS}/logs/pretrained/{{model}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/pretrained/{{model}}.tsv"
-    resources:
-        **rule_resources("pretrained"),
+    wildcard_constraints:
+        model=alternatives(models_with_source("pretrain")),
     conda:
         "../envs/fmdenoise.yaml"
+    threads: resource("pretrained", "cpus")
+    resources:
+        **rule_resources("pretrained"),
+    params:
+        model=lambda wildcards: canonical(config["models"][wildcards.model]),
+        pretrain=canonical(config["pretrain"]),
     script:
         "../workflow_scripts/pretrain.py"

@@ -38,7 +38,7 @@ class Server:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 server.requests.append((self.path, self.headers.get("Range")))
                 n = server.counts[self.path] = server.counts.get(self.path, 0) + 1
                 if self.path not in server.routes:
@@ -59,7 +59,9 @@ class Server:
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Length", str(len(body)))
                 if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+                    self.send_header(
+                        "Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}"
+                    )
                 self.end_headers()
                 if mode == "truncate_once" and n == 1:
                     self.wfile.write(body[: len(body) // 2])

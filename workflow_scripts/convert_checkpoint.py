@@ -6,6 +6,9 @@ from fmdenoise.models.checkpoints import convert_published
 with log_to(snakemake.log[0]):
     model = snakemake.params.model
     convert_published(
-        snakemake.input[0], snakemake.output[0], model["arch"], model["kwargs"],
+        snakemake.input[0],
+        snakemake.output[0],
+        model["arch"],
+        model["kwargs"],
         model["pretrained"]["format"],
     )

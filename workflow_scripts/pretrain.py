@@ -8,4 +8,11 @@ from fmdenoise.pretrain import pretrain
 with log_to(snakemake.log[0]), threads(snakemake.threads):
     model = snakemake.params.model
     net, summary = pretrain(model["arch"], model["kwargs"], snakemake.params.pretrain)
-    save_model(snakemake.output[0], net, model["arch"], model["kwargs"], source="pretrain", pretrain=summary)
+    save_model(
+        snakemake.output[0],
+        net,
+        model["arch"],
+        model["kwargs"],
+        source="pretrain",
+        pretrain=summary,
+    )

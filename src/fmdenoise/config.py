@@ -82,7 +82,9 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
                 f"downloads (known: {', '.join(sorted(downloads))})"
             )
         if downloads[ds["archive"]].get("kind", "archive") != "archive":
-            raise ConfigError(f"{source}: datasets.{name}.archive: {ds['archive']!r} is not an archive")
+            raise ConfigError(
+                f"{source}: datasets.{name}.archive: {ds['archive']!r} is not an archive"
+            )
     for name, model in config.get("models", {}).items():
         pre = model["pretrained"]
         if pre["source"] == "download":
@@ -141,8 +143,6 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise ConfigError(
-                    f"duplicate key {key!r} at line {key_node.start_mark.line + 1}"
-                )
+                raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)

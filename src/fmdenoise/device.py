@@ -1,5 +1,5 @@
-"""Run-time device selection: CUDA when present (bf16 autocast, channels_last, cuDNN
-benchmark), otherwise CPU in float32. One code path for both."""
+"""Run-time device selection: CUDA when present (bf16 autocast, cuDNN benchmark, TF32),
+otherwise CPU in float32; channels_last on both. One code path for both."""
 
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def memory_format(device: torch.device, channels_last: bool | None = None) -> torch.memory_format:
-    """channels_last on CUDA by default (and where asked for), contiguous otherwise."""
-    use = device.type == "cuda" if channels_last is None else channels_last
+    """channels_last unless told otherwise: it is faster for all three architectures on CUDA
+    and, measured by benchmarks/models.py, on CPU too (Restormer 1.7x, KBNet 1.4x)."""
+    use = True if channels_last is None else channels_last
     return torch.channels_last if use else torch.contiguous_format
 
 

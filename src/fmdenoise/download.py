@@ -56,7 +56,7 @@ class DownloadSpec:
         )
 
 
-class _Transient(Exception):
+class _TransientError(Exception):
     """A failure worth retrying."""
 
 
@@ -105,7 +105,9 @@ def fetch(
         return _copy_verified(manual, dest, spec, origin=f"manual_path {manual}")
     if local is not None:
         if not local.is_file():
-            raise DownloadError(f"{spec.url}: no such local file {local}. {_manual_hint(spec, dest)}")
+            raise DownloadError(
+                f"{spec.url}: no such local file {local}. {_manual_hint(spec, dest)}"
+            )
         return _copy_verified(local, dest, spec, origin=spec.url)
     if urlparse(spec.url).scheme not in ("http", "https"):
         raise DownloadError(f"{spec.url}: unsupported URL scheme")
@@ -115,11 +117,13 @@ def fetch(
         try:
             _http_to_part(spec, part, timeout=timeout, progress=progress)
             break
-        except _Transient as exc:
+        except _TransientError as exc:
             last_error = exc
             if attempt < retries:
                 delay = backoff * 2**attempt
-                log.warning("%s: %s; retry %d/%d in %.1fs", spec.url, exc, attempt + 1, retries, delay)
+                log.warning(
+                    "%s: %s; retry %d/%d in %.1fs", spec.url, exc, attempt + 1, retries, delay
+                )
                 sleep(delay)
     else:
         raise DownloadError(
@@ -144,16 +148,16 @@ def _http_to_part(spec: DownloadSpec, part: Path, *, timeout: float, progress: b
     try:
         resp = requests.get(spec.url, headers=headers, stream=True, timeout=timeout)
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise _Transient(f"{type(exc).__name__}: {exc}") from exc
+        raise _TransientError(f"{type(exc).__name__}: {exc}") from exc
     with resp:
         if resp.status_code == 416 and have:
             # Range not satisfiable: the part file is already complete (or stale): re-verify.
             if spec.size is None or have == spec.size:
                 return
             part.unlink()
-            raise _Transient("server refused the resume range; restarting")
+            raise _TransientError("server refused the resume range; restarting")
         if resp.status_code in RETRY_STATUS:
-            raise _Transient(f"HTTP {resp.status_code}")
+            raise _TransientError(f"HTTP {resp.status_code}")
         if resp.status_code >= 400:
             raise DownloadError(
                 f"{spec.url}: HTTP {resp.status_code} {resp.reason}. "
@@ -167,8 +171,13 @@ def _http_to_part(spec: DownloadSpec, part: Path, *, timeout: float, progress: b
         expected = have + int(length) if length is not None else spec.size
         got = have
         bar = tqdm(
-            total=expected, initial=have, unit="B", unit_scale=True, disable=not progress,
-            desc=Path(urlparse(spec.url).path).name or spec.url, mininterval=1.0,
+            total=expected,
+            initial=have,
+            unit="B",
+            unit_scale=True,
+            disable=not progress,
+            desc=Path(urlparse(spec.url).path).name or spec.url,
+            mininterval=1.0,
         )
         try:
             with open(part, mode) as fh:
@@ -180,11 +189,11 @@ def _http_to_part(spec: DownloadSpec, part: Path, *, timeout: float, progress: b
                     got += len(block)
                     bar.update(len(block))
         except requests.RequestException as exc:
-            raise _Transient(f"transfer interrupted after {got} bytes: {exc}") from exc
+            raise _TransientError(f"transfer interrupted after {got} bytes: {exc}") from exc
         finally:
             bar.close()
         if expected is not None and got < expected:
-            raise _Transient(f"body truncated: {got} of {expected} bytes")
+            raise _TransientError(f"body truncated: {got} of {expected} bytes")
 
 
 def _verify(path: Path, spec: DownloadSpec, origin: str) -> str:
@@ -235,12 +244,14 @@ def _check_link_target(archive: Path, member: tarfile.TarInfo) -> None:
             resolved.append(part)
     if target.is_absolute():
         raise ArchiveError(
-            f"{archive}: link {member.name!r} -> {member.linkname!r} points outside the target folder"
+            f"{archive}: link {member.name!r} -> {member.linkname!r} points outside "
+            "the target folder"
         )
 
 
-def extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str],
-            max_bytes: int = 256 << 30) -> Path:
+def extract(
+    archive: str | os.PathLike[str], dest: str | os.PathLike[str], max_bytes: int = 256 << 30
+) -> Path:
     """Extract a zip or tar(.gz/.bz2/.xz) archive into ``dest`` atomically and safely.
 
     Raises :class:`ArchiveError` naming the archive and member for unsafe or corrupt content,

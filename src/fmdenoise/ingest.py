@@ -121,7 +121,9 @@ def check_pair(low: np.ndarray, gt: np.ndarray, low_src: Any, gt_src: Any) -> No
 def split_train_val(names: list[str], val_fraction: float, seed: int) -> dict[str, str]:
     """Assign each train-side image to 'train' or 'val' (by image, seeded, stable)."""
     if len(names) < 2:
-        raise ConfigError(f"split: need at least 2 train-side images to carve validation, got {len(names)}")
+        raise ConfigError(
+            f"split: need at least 2 train-side images to carve validation, got {len(names)}"
+        )
     order = np.random.default_rng(seed).permutation(sorted(names))
     n_val = min(max(1, round(val_fraction * len(names))), len(names) - 1)
     val = set(order[:n_val].tolist())
@@ -146,7 +148,9 @@ def ingest_dataset(
         "ground-truth",
     )
     test_low = match_planes(root, dataset_cfg["test"]["low"])
-    test_pairs = pair_planes(test_low, match_planes(root, dataset_cfg["test"]["gt"]), "ground-truth")
+    test_pairs = pair_planes(
+        test_low, match_planes(root, dataset_cfg["test"]["gt"]), "ground-truth"
+    )
     provided = {
         method: pair_planes(test_low, match_planes(root, pattern), f"'{method}' output")
         for method, pattern in dataset_cfg["test"].get("provided", {}).items()
@@ -168,14 +172,18 @@ def ingest_dataset(
                     src = method_pairs[key][1]
                     img = src.read()
                     if img.shape != low_img.shape:
-                        raise ImageError(f"{src}: shape {img.shape} differs from input {lo} {low_img.shape}")
+                        raise ImageError(
+                            f"{src}: shape {img.shape} differs from input {lo} {low_img.shape}"
+                        )
                     rows.append(_write(tmp, split, f"provided/{method}", name, img, src))
         manifest = pd.DataFrame(rows).sort_values(["split", "image", "role"], ignore_index=True)
         manifest.to_csv(tmp / "manifest.csv", index=False)
     return manifest
 
 
-def _write(base: Path, split: str, role: str, name: str, img: np.ndarray, src: Plane) -> dict[str, Any]:
+def _write(
+    base: Path, split: str, role: str, name: str, img: np.ndarray, src: Plane
+) -> dict[str, Any]:
     path = base / split / role / f"{name}.tif"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_tiff(path, img)

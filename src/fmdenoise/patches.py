@@ -52,10 +52,13 @@ def sample_corners(
         raise ImageError(f"image of shape {gt.shape} is smaller than the patch size {size}")
     mask = foreground_mask(gt, size, threshold)
     fg = np.argwhere(mask)
-    n_fg = int(round(n * fraction)) if len(fg) else 0
+    n_fg = round(n * fraction) if len(fg) else 0
     picks = fg[rng.integers(0, len(fg), size=n_fg)] if n_fg else np.empty((0, 2), dtype=np.int64)
     uni = np.stack(
-        [rng.integers(0, h - size + 1, size=n - n_fg), rng.integers(0, w - size + 1, size=n - n_fg)],
+        [
+            rng.integers(0, h - size + 1, size=n - n_fg),
+            rng.integers(0, w - size + 1, size=n - n_fg),
+        ],
         axis=1,
     )
     return np.concatenate([picks, uni]).astype(np.int64)
@@ -89,7 +92,9 @@ def extract_split(
         rng = np.random.default_rng(_image_seed(int(patch_cfg["seed"]), split, name))
         try:
             corners = sample_corners(
-                gt, size, per_image,
+                gt,
+                size,
+                per_image,
                 threshold=float(patch_cfg["foreground_threshold"]),
                 fraction=float(patch_cfg["foreground_fraction"]),
                 rng=rng,
@@ -98,7 +103,9 @@ def extract_split(
             raise ImageError(f"{low_path}: {exc}") from exc
         lows.append(cut(low, corners, size))
         gts.append(cut(gt, corners, size))
-        records.append({"image": name, "n": len(corners), "low_range": [llo, lhi], "gt_range": [glo, ghi]})
+        records.append(
+            {"image": name, "n": len(corners), "low_range": [llo, lhi], "gt_range": [glo, ghi]}
+        )
     if not lows:
         raise ImageError(f"{data_dir}: split {split!r} has no images")
     return np.concatenate(lows), np.concatenate(gts), records
@@ -112,7 +119,11 @@ def build_patches(
 ) -> dict[str, Any]:
     """Write ``{split}_low.npy``, ``{split}_gt.npy`` for train and val, then ``patches.json``."""
     out_dir = Path(out_dir)
-    info: dict[str, Any] = {"params": dict(patch_cfg), "normalization": dict(norm_cfg), "splits": {}}
+    info: dict[str, Any] = {
+        "params": dict(patch_cfg),
+        "normalization": dict(norm_cfg),
+        "splits": {},
+    }
     for split in PATCH_SPLITS:
         low, gt, records = extract_split(data_dir, split, patch_cfg, norm_cfg)
         save_npy(out_dir / f"{split}_low.npy", low)

@@ -27,8 +27,18 @@ from fmdenoise.models.wrapper import Denoiser
 log = logging.getLogger(__name__)
 
 TRAIN_IMAGES = (
-    "astronaut", "brick", "chelsea", "coffee", "coins", "grass", "gravel", "moon", "rocket",
-    "page", "text", "hubble_deep_field",
+    "astronaut",
+    "brick",
+    "chelsea",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "moon",
+    "rocket",
+    "page",
+    "text",
+    "hubble_deep_field",
 )
 HELD_OUT = "camera"
 
@@ -69,11 +79,17 @@ def held_out_gain(model: Denoiser, sigma255: float = 25.0, seed: int = 1) -> dic
     den = out[0, 0].numpy()
     p_noisy = peak_signal_noise_ratio(clean, np.clip(noisy, 0, 1), data_range=1.0)
     p_den = peak_signal_noise_ratio(clean, np.clip(den, 0, 1), data_range=1.0)
-    return {"sigma255": sigma255, "psnr_noisy": float(p_noisy), "psnr_denoised": float(p_den),
-            "gain_db": float(p_den - p_noisy)}
+    return {
+        "sigma255": sigma255,
+        "psnr_noisy": float(p_noisy),
+        "psnr_denoised": float(p_den),
+        "gain_db": float(p_den - p_noisy),
+    }
 
 
-def pretrain(arch: str, kwargs: Mapping[str, Any], cfg: Mapping[str, Any]) -> tuple[torch.nn.Module, dict[str, Any]]:
+def pretrain(
+    arch: str, kwargs: Mapping[str, Any], cfg: Mapping[str, Any]
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train ``arch(**kwargs)`` on natural images; returns the raw network and a summary."""
     torch.manual_seed(int(cfg["seed"]))
     rng = np.random.default_rng(int(cfg["seed"]))
@@ -82,13 +98,16 @@ def pretrain(arch: str, kwargs: Mapping[str, Any], cfg: Mapping[str, Any]) -> tu
     model = Denoiser(net, arch, kwargs)
     opt = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
     steps = int(cfg["steps"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=float(cfg["lr"]) / 10)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=steps, eta_min=float(cfg["lr"]) / 10
+    )
     start, losses = time.perf_counter(), []
     with torch.enable_grad():
         model.train()
         for step in range(1, steps + 1):
-            noisy, clean, sigma = _batch(images, int(cfg["patch_size"]), int(cfg["batch_size"]),
-                                         float(cfg["sigma_max"]), rng)
+            noisy, clean, sigma = _batch(
+                images, int(cfg["patch_size"]), int(cfg["batch_size"]), float(cfg["sigma_max"]), rng
+            )
             loss = F.l1_loss(model(noisy, sigma=sigma), clean)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -96,9 +115,19 @@ def pretrain(arch: str, kwargs: Mapping[str, Any], cfg: Mapping[str, Any]) -> tu
             sched.step()
             losses.append(float(loss))
             if step % max(1, steps // 10) == 0 or step == steps:
-                log.info("%s pretrain step %d/%d  L1 %.4f  %.1fs", arch, step, steps,
-                         float(np.mean(losses[-20:])), time.perf_counter() - start)
-    summary = {"steps": steps, "final_l1": float(np.mean(losses[-20:])),
-               "seconds": time.perf_counter() - start, "held_out": held_out_gain(model)}
+                log.info(
+                    "%s pretrain step %d/%d  L1 %.4f  %.1fs",
+                    arch,
+                    step,
+                    steps,
+                    float(np.mean(losses[-20:])),
+                    time.perf_counter() - start,
+                )
+    summary = {
+        "steps": steps,
+        "final_l1": float(np.mean(losses[-20:])),
+        "seconds": time.perf_counter() - start,
+        "held_out": held_out_gain(model),
+    }
     log.info("%s held-out %s", arch, summary["held_out"])
     return net, summary

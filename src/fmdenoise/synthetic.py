@@ -95,7 +95,9 @@ STRUCTURES = {"actin": actin, "mito": mito, "nucleus": nucleus, "membrane": memb
 def optics(structure: np.ndarray, modality: str) -> np.ndarray:
     """Blur a structure map by the microscope model; returns clean intensity, max ~1."""
     if modality == "widefield":
-        img = ndimage.gaussian_filter(structure, 1.6) + 0.4 * ndimage.gaussian_filter(structure, 8.0)
+        img = ndimage.gaussian_filter(structure, 1.6) + 0.4 * ndimage.gaussian_filter(
+            structure, 8.0
+        )
     else:
         img = ndimage.gaussian_filter(structure, 0.9)
     img = img / (img.max() + 1e-6)

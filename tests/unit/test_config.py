@@ -33,17 +33,42 @@ def test_shipped_configs_validate_and_get_defaults():
         (lambda c: c.update(surprise=1), "surprise", "Additional properties"),
         (lambda c: c["patches"].update(size="big"), "patches.size", "not of type"),
         (lambda c: c["patches"].update(size=20), "patches.size", "multiple of 16"),
-        (lambda c: c["grid"].update(learning_rates=[0.0]), "grid.learning_rates.0", "less than or equal"),
-        (lambda c: c["grid"].update(learning_rates=[]), "grid.learning_rates", "should be non-empty"),
+        (
+            lambda c: c["grid"].update(learning_rates=[0.0]),
+            "grid.learning_rates.0",
+            "less than or equal",
+        ),
+        (
+            lambda c: c["grid"].update(learning_rates=[]),
+            "grid.learning_rates",
+            "should be non-empty",
+        ),
         (lambda c: c["grid"].update(losses=["huber"]), "grid.losses.0", "is not one of"),
-        (lambda c: c["models"]["drunet"].update(arch="unet9"), "models.drunet.arch", "is not one of"),
-        (lambda c: c["datasets"]["actin-demo"].update(archive="nope"), "datasets.actin-demo.archive",
-         "not a key of downloads"),
-        (lambda c: c["split"].update(val_fraction=1.5), "split.val_fraction", "greater than or equal"),
-        (lambda c: c["normalization"].update(low_percentile=99.95), "normalization.low_percentile",
-         "must be below"),
-        (lambda c: c["downloads"]["hagen-demo"].update(sha256="abc"), "downloads.hagen-demo.sha256",
-         "does not match"),
+        (
+            lambda c: c["models"]["drunet"].update(arch="unet9"),
+            "models.drunet.arch",
+            "is not one of",
+        ),
+        (
+            lambda c: c["datasets"]["actin-demo"].update(archive="nope"),
+            "datasets.actin-demo.archive",
+            "not a key of downloads",
+        ),
+        (
+            lambda c: c["split"].update(val_fraction=1.5),
+            "split.val_fraction",
+            "greater than or equal",
+        ),
+        (
+            lambda c: c["normalization"].update(low_percentile=99.95),
+            "normalization.low_percentile",
+            "must be below",
+        ),
+        (
+            lambda c: c["downloads"]["hagen-demo"].update(sha256="abc"),
+            "downloads.hagen-demo.sha256",
+            "does not match",
+        ),
     ],
 )
 def test_errors_name_the_key(demo, mutate, key, fragment):

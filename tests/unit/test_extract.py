@@ -32,7 +32,9 @@ def link_member(name, target, kind=tarfile.SYMTYPE):
 
 
 def test_tar_and_zip_extract(tmp_path):
-    tar = make_tar(tmp_path / "a.tar.gz", [file_member("d/a.txt", b"hello"), link_member("d/l", "a.txt")])
+    tar = make_tar(
+        tmp_path / "a.tar.gz", [file_member("d/a.txt", b"hello"), link_member("d/l", "a.txt")]
+    )
     out = extract(tar, tmp_path / "out")
     assert (out / "d" / "a.txt").read_bytes() == b"hello"
     assert (out / "d" / "l").read_bytes() == b"hello"

@@ -21,8 +21,11 @@ def stack(path, n, shape=(40, 40), seed=0, const=False):
 STACK_CFG = {
     "root": "ds",
     "train": {"low": "train/*-lowsnr.tif", "gt": "train/*-highsnr.tif"},
-    "test": {"low": "test/*-lowsnr.tif", "gt": "test/*-highsnr.tif",
-             "provided": {"care": "test/care/*.tif"}},
+    "test": {
+        "low": "test/*-lowsnr.tif",
+        "gt": "test/*-highsnr.tif",
+        "provided": {"care": "test/care/*.tif"},
+    },
 }
 
 
@@ -40,8 +43,15 @@ def test_stack_ingest_pairs_by_page_and_splits(tmp_path):
     low = make_stacks(tmp_path / "src")
     m = ingest_dataset(tmp_path / "src", STACK_CFG, tmp_path / "data", val_fraction=0.2, seed=0)
     counts = m.groupby(["split", "role"]).size().to_dict()
-    assert counts == {("test", "gt"): 3, ("test", "low"): 3, ("test", "provided/care"): 3,
-                      ("train", "gt"): 8, ("train", "low"): 8, ("val", "gt"): 2, ("val", "low"): 2}
+    assert counts == {
+        ("test", "gt"): 3,
+        ("test", "low"): 3,
+        ("test", "provided/care"): 3,
+        ("train", "gt"): 8,
+        ("train", "low"): 8,
+        ("val", "gt"): 2,
+        ("val", "low"): 2,
+    }
     by_split = {s: set(m[m.split == s].image) for s in ("train", "val", "test")}
     assert not (by_split["train"] & by_split["val"]) and not (by_split["train"] & by_split["test"])
     # page 3 of the stack is image train-0003, wherever it was split
@@ -58,9 +68,13 @@ def test_folder_ingest_pairs_by_name(tmp_path):
         for i in range(4):
             for kind in ("low", "gt"):
                 (d / side / kind).mkdir(parents=True, exist_ok=True)
-                tifffile.imwrite(d / side / kind / f"img_{i}.tif", rng.random((20, 24), dtype=np.float32))
-    cfg = {"train": {"low": "train/low/*.tif", "gt": "train/gt/*.tif"},
-           "test": {"low": "test/low/*.tif", "gt": "test/gt/*.tif"}}
+                tifffile.imwrite(
+                    d / side / kind / f"img_{i}.tif", rng.random((20, 24), dtype=np.float32)
+                )
+    cfg = {
+        "train": {"low": "train/low/*.tif", "gt": "train/gt/*.tif"},
+        "test": {"low": "test/low/*.tif", "gt": "test/gt/*.tif"},
+    }
     m = ingest_dataset(d, cfg, tmp_path / "data", val_fraction=0.25, seed=1)
     assert sorted(set(m[m.split == "test"].image)) == [f"test-img_{i}" for i in range(4)]
     assert set(m.height) == {20} and set(m.width) == {24}
@@ -76,8 +90,12 @@ def test_split_is_seeded_and_stable():
 
 @pytest.mark.parametrize(
     ("fault", "message"),
-    [("missing", "has no ground-truth partner"), ("shape", "shape mismatch"),
-     ("nan", "NaN or Inf"), ("constant", "ground truth is constant")],
+    [
+        ("missing", "has no ground-truth partner"),
+        ("shape", "shape mismatch"),
+        ("nan", "NaN or Inf"),
+        ("constant", "ground truth is constant"),
+    ],
 )
 def test_bad_pairs_are_named(tmp_path, fault, message):
     d = tmp_path / "src"
@@ -88,10 +106,16 @@ def test_bad_pairs_are_named(tmp_path, fault, message):
             if kind == "gt" and i == 1:
                 if fault == "missing":
                     continue
-                img = {"shape": img[:8], "nan": np.where(img > 0.5, np.nan, img),
-                       "constant": np.ones_like(img)}[fault]
+                img = {
+                    "shape": img[:8],
+                    "nan": np.where(img > 0.5, np.nan, img),
+                    "constant": np.ones_like(img),
+                }[fault]
             tifffile.imwrite(d / kind / f"a{i}.tif", img)
-    cfg = {"train": {"low": "low/*.tif", "gt": "gt/*.tif"}, "test": {"low": "low/*.tif", "gt": "gt/*.tif"}}
+    cfg = {
+        "train": {"low": "low/*.tif", "gt": "gt/*.tif"},
+        "test": {"low": "low/*.tif", "gt": "gt/*.tif"},
+    }
     with pytest.raises(ImageError, match=message) as err:
         ingest_dataset(d, cfg, tmp_path / "data", val_fraction=0.3, seed=0)
     assert "a1" in str(err.value)
@@ -102,7 +126,10 @@ def test_not_a_tiff_is_named(tmp_path):
     d = tmp_path / "src"
     (d / "low").mkdir(parents=True)
     (d / "low" / "x.tif").write_text("not an image")
-    cfg = {"train": {"low": "low/*.tif", "gt": "low/*.tif"}, "test": {"low": "low/*.tif", "gt": "low/*.tif"}}
+    cfg = {
+        "train": {"low": "low/*.tif", "gt": "low/*.tif"},
+        "test": {"low": "low/*.tif", "gt": "low/*.tif"},
+    }
     with pytest.raises(ImageError, match=r"x\.tif: not a readable TIFF"):
         ingest_dataset(d, cfg, tmp_path / "data", val_fraction=0.3, seed=0)
 

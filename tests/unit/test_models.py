@@ -18,8 +18,18 @@ from fmdenoise.normalize import denormalize, normalize_percentile
 
 SMALL = {
     "drunet": {"nc": [8, 16, 32, 64], "nb": 1},
-    "restormer": {"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 2, 2, 4]},
-    "kbnet": {"width": 8, "middle_blk_num": 1, "enc_blk_nums": [1, 1, 1, 1], "dec_blk_nums": [1, 1, 1, 1]},
+    "restormer": {
+        "dim": 8,
+        "num_blocks": [1, 1, 1, 1],
+        "num_refinement_blocks": 1,
+        "heads": [1, 2, 2, 4],
+    },
+    "kbnet": {
+        "width": 8,
+        "middle_blk_num": 1,
+        "enc_blk_nums": [1, 1, 1, 1],
+        "dec_blk_nums": [1, 1, 1, 1],
+    },
     "care_unet": {"unet_n_first": 8},
 }
 TSV = {"drunet": "drunet_gray", "restormer": "restormer_gray", "kbnet": "kbnet_gray"}
@@ -48,11 +58,14 @@ def test_full_size_keys_shapes_and_parameter_count(reference_dir, arch):
     assert build(arch, **GRAY_DEFAULTS[arch]).state_dict().keys() == model.state_dict().keys()
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("arch", ["drunet", "restormer", "kbnet"])
-def test_reference_outputs_reproduced(reference_dir, arch):
+def test_reference_outputs_reproduced(reference_dir, arch, layout):
     ref = torch.load(reference_dir / f"{arch}_small.pt", weights_only=False)
     model = build(arch, **ref["config"]).eval()
     model.load_state_dict(ref["state_dict"], strict=True)
+    model = model.to(memory_format=layout)
+    ref["input"] = ref["input"].contiguous(memory_format=layout)
     with torch.no_grad():
         out = model(ref["input"])
     assert (out - ref["output"]).abs().max().item() <= 1e-5
@@ -66,7 +79,11 @@ def test_reference_outputs_reproduced(reference_dir, arch):
     [
         ("drunet", "kair", lambda sd: sd),
         ("restormer", "restormer", lambda sd: {"params": sd}),
-        ("kbnet", "kbnet", lambda sd: {"net": {f"module.{k}": v for k, v in sd.items()}, "iter": 3}),
+        (
+            "kbnet",
+            "kbnet",
+            lambda sd: {"net": {f"module.{k}": v for k, v in sd.items()}, "iter": 3},
+        ),
     ],
 )
 def test_published_container_round_trip(tmp_path, arch, fmt, wrap):

@@ -11,7 +11,13 @@ from fmdenoise.patches import build_patches, load_patches, sample_corners
 
 from .test_ingest import STACK_CFG, make_stacks
 
-PATCH = {"size": 16, "per_image": 5, "foreground_threshold": 0.4, "foreground_fraction": 1.0, "seed": 0}
+PATCH = {
+    "size": 16,
+    "per_image": 5,
+    "foreground_threshold": 0.4,
+    "foreground_fraction": 1.0,
+    "seed": 0,
+}
 NORM = {"low_percentile": 0.1, "high_percentile": 99.9}
 
 
@@ -37,7 +43,9 @@ def test_foreground_bias_measurably_works():
 
 def test_too_small_image_is_an_error():
     with pytest.raises(ImageError, match="smaller than the patch size"):
-        sample_corners(np.ones((8, 8)), 16, 1, threshold=0.4, fraction=1.0, rng=np.random.default_rng())
+        sample_corners(
+            np.ones((8, 8)), 16, 1, threshold=0.4, fraction=1.0, rng=np.random.default_rng()
+        )
 
 
 def test_build_patches_shapes_and_determinism(tmp_path):
@@ -58,4 +66,6 @@ def test_build_patches_shapes_and_determinism(tmp_path):
     assert -0.1 < float(np.median(low)) < 1.1
     other = build_patches(tmp_path / "data", tmp_path / "p3", {**PATCH, "seed": 1}, NORM)
     assert other["splits"]["train"]["shape"] == info["splits"]["train"]["shape"]
-    assert not np.array_equal(load_patches(tmp_path / "p3", "train")[0], load_patches(tmp_path / "p1", "train")[0])
+    assert not np.array_equal(
+        load_patches(tmp_path / "p3", "train")[0], load_patches(tmp_path / "p1", "train")[0]
+    )

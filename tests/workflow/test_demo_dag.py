@@ -23,18 +23,34 @@ DATASETS = ("actin-demo", "mito-demo", "nucleus-demo")
 
 
 def snakemake(workdir: Path, *args: str, config: Path = DEMO, check: bool = True):
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-           str(workdir), "--configfile", str(config), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
 def job_counts(output: str) -> dict[str, int]:
     """The 'Job stats' table of a snakemake run as {rule: count}."""
     table = output.split("Job stats:")[-1]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
+    return {
+        m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +58,13 @@ def demo_run(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("demo")
     targets = [f"results/demo/patches/{d}/patches.json" for d in DATASETS]
     proc = snakemake(work, *targets)
-    assert job_counts(proc.stdout + proc.stderr) == {"synthetic_source": 1, "download": 1, "extract": 1,
-                                       "ingest": 3, "patches": 3}
+    assert job_counts(proc.stdout + proc.stderr) == {
+        "synthetic_source": 1,
+        "download": 1,
+        "extract": 1,
+        "ingest": 3,
+        "patches": 3,
+    }
     return work
 
 

@@ -40,9 +40,15 @@ REGISTRY: dict[str, ArchInfo] = {
 GRAY_DEFAULTS: dict[str, dict[str, Any]] = {
     "drunet": {"in_nc": 2, "out_nc": 1, "nc": [64, 128, 256, 512], "nb": 4},
     "restormer": {
-        "inp_channels": 1, "out_channels": 1, "dim": 48, "num_blocks": [4, 6, 6, 8],
-        "num_refinement_blocks": 4, "heads": [1, 2, 4, 8], "ffn_expansion_factor": 2.66,
-        "bias": False, "LayerNorm_type": "BiasFree",
+        "inp_channels": 1,
+        "out_channels": 1,
+        "dim": 48,
+        "num_blocks": [4, 6, 6, 8],
+        "num_refinement_blocks": 4,
+        "heads": [1, 2, 4, 8],
+        "ffn_expansion_factor": 2.66,
+        "bias": False,
+        "LayerNorm_type": "BiasFree",
     },
     "kbnet": {"img_channel": 1},
     "care_unet": {},

@@ -44,7 +44,9 @@ class CAREUNet(nn.Module):
         for i in range(unet_n_depth):
             self.down.append(_convs(c, [f * 2**i] * n, k))
             c = f * 2**i
-        self.middle = _convs(c, [f * 2**unet_n_depth] * (n - 1) + [f * 2 ** max(0, unet_n_depth - 1)], k)
+        self.middle = _convs(
+            c, [f * 2**unet_n_depth] * (n - 1) + [f * 2 ** max(0, unet_n_depth - 1)], k
+        )
         c = f * 2 ** max(0, unet_n_depth - 1)
         self.up = nn.ModuleList()
         for i in reversed(range(unet_n_depth)):

@@ -42,7 +42,9 @@ def read_checkpoint(path: str | Path) -> Any:
             f"could execute code ({str(exc).splitlines()[0]})"
         ) from exc
     except Exception as exc:
-        raise CheckpointError(f"{p}: not a readable torch checkpoint (truncated or corrupt?): {exc}") from exc
+        raise CheckpointError(
+            f"{p}: not a readable torch checkpoint (truncated or corrupt?): {exc}"
+        ) from exc
 
 
 def extract_state_dict(obj: Any, fmt: str, source: str | Path) -> dict[str, torch.Tensor]:
@@ -53,14 +55,18 @@ def extract_state_dict(obj: Any, fmt: str, source: str | Path) -> dict[str, torc
     if key is not None:
         if not isinstance(obj, Mapping) or key not in obj:
             found = list(obj)[:5] if isinstance(obj, Mapping) else type(obj).__name__
-            raise CheckpointError(f"{source}: {fmt} checkpoint must hold key {key!r}; found {found}")
+            raise CheckpointError(
+                f"{source}: {fmt} checkpoint must hold key {key!r}; found {found}"
+            )
         obj = obj[key]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{source}: does not hold a state dict of tensors")
     return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 
-def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path) -> None:
+def load_state_dict_strict(
+    model: nn.Module, state: Mapping[str, torch.Tensor], source: str | Path
+) -> None:
     """``load_state_dict(strict=True)`` with one readable error listing every problem."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -75,17 +81,23 @@ def load_state_dict_strict(model: nn.Module, state: Mapping[str, torch.Tensor], 
         def show(items: list[str]) -> str:
             return ", ".join(items[:5]) + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
 
-        parts = [f"{name} [{show(items)}]" for name, items in
-                 (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
-                 if items]
-        raise CheckpointError(
-            f"{source}: does not fit {type(model).__name__}: " + "; ".join(parts)
-        )
+        parts = [
+            f"{name} [{show(items)}]"
+            for name, items in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches", shapes),
+            )
+            if items
+        ]
+        raise CheckpointError(f"{source}: does not fit {type(model).__name__}: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
 
 
 def load_model(
-    path: str | Path, arch: str | None = None, kwargs: Mapping[str, Any] | None = None,
+    path: str | Path,
+    arch: str | None = None,
+    kwargs: Mapping[str, Any] | None = None,
     fmt: str = "fmdenoise",
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build the network and load a checkpoint into it; returns ``(model, meta)``.

@@ -68,7 +68,9 @@ class DRUNet(nn.Module):
         for level in (3, 2, 1):
             c_in, c_out = nc[level], nc[level - 1]
             up = nn.ConvTranspose2d(c_in, c_out, 2, stride=2, bias=bias)
-            setattr(self, f"m_up{level}", nn.Sequential(up, *[ResBlock(c_out, bias) for _ in range(nb)]))
+            setattr(
+                self, f"m_up{level}", nn.Sequential(up, *[ResBlock(c_out, bias) for _ in range(nb)])
+            )
         self.m_tail = nn.Conv2d(nc[0], out_nc, 3, padding=1, bias=bias)
 
     def forward(self, x0: torch.Tensor) -> torch.Tensor:

@@ -63,18 +63,29 @@ def kernel_basis_attention(
     nset = att.shape[1]
     cg = c // groups
     # basis n, group g, out o, in i, ky, kx  ->  conv weight rows ordered (g, n, o)
-    weight = w.view(nset, groups, cg, cg, k, k).transpose(0, 1).reshape(groups * nset * cg, cg, k, k)
-    y = F.conv2d(x, weight, padding=k // 2, groups=groups).view(bsz, groups, nset, cg, h, wd)
-    if torch.is_grad_enabled():
-        # one fused multiply-reduce: cheapest to differentiate
-        out = (y * att[:, None, :, None]).sum(2)
+    weight = (
+        w.view(nset, groups, cg, cg, k, k).transpose(0, 1).reshape(groups * nset * cg, cg, k, k)
+    )
+    y = F.conv2d(x, weight, padding=k // 2, groups=groups)
+    if y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous():
+        # channels_last: each pixel's (g, nset, cg) responses are contiguous; mix them with
+        # one batched (1 x nset) @ (nset x cg) product per pixel and group.
+        yp = y.permute(0, 2, 3, 1).reshape(bsz * h * wd, groups, nset, cg)
+        ap = att.permute(0, 2, 3, 1).reshape(bsz * h * wd, 1, 1, nset)
+        out = torch.matmul(ap, yp).view(bsz, h, wd, c).permute(0, 3, 1, 2)
+    elif torch.is_grad_enabled():
+        # NCHW, training: one fused multiply-reduce is the cheapest to differentiate
+        y = y.view(bsz, groups, nset, cg, h, wd)
+        out = (y * att[:, None, :, None]).sum(2).reshape(bsz, c, h, wd)
     else:
-        # accumulate basis by basis: no (B, g, nset, cg, H, W) temporary
-        out = y[:, :, 0] * att[:, None, 0:1]
+        # NCHW, inference: accumulate basis by basis, no (B, g, nset, cg, H, W) temporary
+        y = y.view(bsz, groups, nset, cg, h, wd)
+        acc = y[:, :, 0] * att[:, None, 0:1]
         for n in range(1, nset):
-            out.addcmul_(y[:, :, n], att[:, None, n : n + 1])
+            acc.addcmul_(y[:, :, n], att[:, None, n : n + 1])
+        out = acc.reshape(bsz, c, h, wd)
     bias = F.conv2d(att, b.view(nset, c).t()[:, :, None, None])
-    return out.reshape(bsz, c, h, wd) + bias
+    return out + bias
 
 
 class KBBlock_s(nn.Module):  # noqa: N801 (official name)
@@ -109,7 +120,9 @@ class KBBlock_s(nn.Module):  # noqa: N801 (official name)
         self.conv21 = nn.Conv2d(c, c, 3, padding=1, groups=c)
         interc = min(c, 32)
         self.conv2 = nn.Sequential(
-            nn.Conv2d(c, interc, 3, padding=1, groups=interc), SimpleGate(), nn.Conv2d(interc // 2, nset, 1)
+            nn.Conv2d(c, interc, 3, padding=1, groups=interc),
+            SimpleGate(),
+            nn.Conv2d(interc // 2, nset, 1),
         )
         self.conv211 = nn.Conv2d(c, nset, 1)
         self.conv3 = nn.Conv2d(dw_ch // 2, c, 1)
@@ -175,7 +188,9 @@ class KBNet_s(nn.Module):  # noqa: N801 (official name)
             chan *= 2
         self.middle_blks = blocks(chan, middle_blk_num)
         for num in dec_blk_nums:
-            self.ups.append(nn.Sequential(nn.Conv2d(chan, chan * 2, 1, bias=False), nn.PixelShuffle(2)))
+            self.ups.append(
+                nn.Sequential(nn.Conv2d(chan, chan * 2, 1, bias=False), nn.PixelShuffle(2))
+            )
             chan //= 2
             self.decoders.append(blocks(chan, num))
         self.padder_size = 2 ** len(self.encoders)

@@ -152,7 +152,10 @@ class Restormer(nn.Module):
 
         def level(d: int, h: int, n: int) -> nn.Sequential:
             return nn.Sequential(
-                *[TransformerBlock(d, h, ffn_expansion_factor, bias, LayerNorm_type) for _ in range(n)]
+                *[
+                    TransformerBlock(d, h, ffn_expansion_factor, bias, LayerNorm_type)
+                    for _ in range(n)
+                ]
             )
 
         self.patch_embed = OverlapPatchEmbed(inp_channels, dim, bias)

@@ -37,7 +37,10 @@ class Denoiser(nn.Module):
     """A network plus padding/cropping and (DRUNet) the noise-level map."""
 
     def __init__(
-        self, net: nn.Module, arch: str, kwargs: Mapping[str, Any] | None = None,
+        self,
+        net: nn.Module,
+        arch: str,
+        kwargs: Mapping[str, Any] | None = None,
         noise_level: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()

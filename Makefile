@@ -1,0 +1,52 @@
+# fmdenoise: the two commands a new user needs are `make demo` and `make test`.
+# Each creates .venv (if missing) with the exact versions in constraints.txt.
+#
+# GPU machines: pick your CUDA build of torch 2.13, e.g.
+#   make venv TORCH_INDEX=https://download.pytorch.org/whl/cu126
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+CORES ?= 2
+SNAKEMAKE := $(VENV)/bin/snakemake
+
+.PHONY: venv demo test test-fast lint format bench clean-demo
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,baselines,slurm]"
+	touch $@
+
+## The embedded demo study, end to end, on $(CORES) cores (no network, no GPU needed).
+demo: venv
+	$(SNAKEMAKE) --cores $(CORES) --configfile demo/config.yaml
+
+## Every test (unit, faults, real snakemake runs of the demo), after the linters.
+test: venv lint
+	$(PY) -m pytest -m "" -q
+
+## The fast unit tests only (the default pytest selection: not marked slow).
+test-fast: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check src tests workflow_scripts benchmarks
+	$(VENV)/bin/ruff format --check src tests workflow_scripts benchmarks
+	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(SNAKEMAKE) --lint --configfile demo/config.yaml
+
+format: venv
+	$(VENV)/bin/ruff check --fix src tests workflow_scripts benchmarks
+	$(VENV)/bin/ruff format src tests workflow_scripts benchmarks
+	$(VENV)/bin/snakefmt Snakefile rules
+
+bench: venv
+	$(PY) benchmarks/models.py
+
+clean-demo:
+	rm -rf results/demo
