@@ -22,6 +22,7 @@ check_config(config, source="config")
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/pretrained.smk"
+include: "rules/train.smk"
 
 
 rule all:

@@ -1,4 +1,5 @@
 # Shared definitions: paths, wildcard constraints, input functions and resources.
+import json
 import re
 from pathlib import Path
 
@@ -34,6 +35,12 @@ wildcard_constraints:
     archive=alternatives(config["downloads"]),
     dataset=alternatives(config["datasets"]),
     split="train|val|test",
+    model=alternatives(config["models"]),
+    loss=alternatives(config["grid"]["losses"]),
+    lr=alternatives(f"{lr:g}" for lr in config["grid"]["learning_rates"]),
+    init="pretrained|scratch",
+    aug="none|rot",
+    seed=r"\d+",
 
 
 def resource(rule_name, key):
@@ -84,4 +91,90 @@ def all_targets():
         for m in config["models"]
         if config["models"][m]["pretrained"]["source"] != "none"
     ]
+    return targets + training_targets()
+
+
+# ---------------------------------------------------------------- training grid
+
+
+def fmt_lr(lr):
+    """Learning rate as it appears in run paths (``lr0.001``, ``lr3e-05``)."""
+    return f"{lr:g}"
+
+
+LEARNING_RATES = {fmt_lr(lr): lr for lr in config["grid"]["learning_rates"]}
+FINETUNE_MODELS = [m for m in config["models"] if config["models"][m]["pretrained"]["source"] != "none"]
+RUN = "{model}/{dataset}/{loss}/lr{lr}/{init}/{aug}/seed{seed}"
+
+
+def run_dir(model, dataset, loss, lr, init, aug, seed):
+    return f"{RESULTS}/runs/{model}/{dataset}/{loss}/lr{lr}/{init}/{aug}/seed{seed}"
+
+
+def main_sweep(model, dataset):
+    """Run folders of the main sweep: every loss x lr x seed; pretrained init for the
+    fine-tuned models, scratch for models without pretrained weights (CARE)."""
+    init = "pretrained" if model in FINETUNE_MODELS else "scratch"
+    return [
+        run_dir(model, dataset, loss, lr, init, "none", seed)
+        for loss in config["grid"]["losses"]
+        for lr in LEARNING_RATES
+        for seed in config["grid"]["seeds"]
+    ]
+
+
+def select_inputs(wildcards):
+    return [f"{d}/run.json" for d in main_sweep(wildcards.model, wildcards.dataset)]
+
+
+def study_runs(wildcards):
+    """Scratch and augmentation studies at the (loss, lr) selected on validation."""
+    sel_file = checkpoints.select.get(model=wildcards.model, dataset=wildcards.dataset).output[0]
+    with open(sel_file) as fh:
+        chosen = json.load(fh)["selected"]
+    loss, lr = chosen["loss"], fmt_lr(chosen["lr"])
+    grid = config["grid"]
+    runs = []
+    for seed in grid["seeds"]:
+        runs.append(run_dir(wildcards.model, wildcards.dataset, loss, lr, "pretrained", "none", seed))
+        if grid["scratch_study"]:
+            runs.append(run_dir(wildcards.model, wildcards.dataset, loss, lr, "scratch", "none", seed))
+        if grid["augmentation_study"]:
+            runs.append(run_dir(wildcards.model, wildcards.dataset, loss, lr, "pretrained", "rot", seed))
+    return [f"{r}/run.json" for r in runs]
+
+
+def train_inputs(wildcards):
+    inputs = {"patches": patch_files(wildcards.dataset)}
+    if wildcards.init == "pretrained":
+        inputs["pretrained"] = f"{RESULTS}/pretrained/{wildcards.model}.pt"
+    return inputs
+
+
+def train_cell(wildcards):
+    return dict(
+        model=wildcards.model,
+        dataset=wildcards.dataset,
+        loss=wildcards.loss,
+        lr=LEARNING_RATES[wildcards.lr],
+        init=wildcards.init,
+        aug=wildcards.aug,
+        seed=int(wildcards.seed),
+    )
+
+
+def train_resources():
+    res = rule_resources("train")
+    if resource("train", "gpu") > 0:
+        res["gpu"] = resource("train", "gpu")
+    return res
+
+
+def training_targets():
+    targets = []
+    for model in config["models"]:
+        for dataset in config["datasets"]:
+            targets.append(f"{RESULTS}/selected/{model}/{dataset}.json")
+            if model in FINETUNE_MODELS:
+                targets.append(f"{RESULTS}/studies/{model}/{dataset}.json")
     return targets

@@ -78,7 +78,7 @@ def test_demo_up_to_patches(demo_run):
         manifest = (res / "data" / d / "manifest.csv").read_text()
         assert manifest.count(",val,low,") == 2 and manifest.count(",test,provided/gaussian,") == 4
         low = np.load(res / "patches" / d / "train_low.npy", mmap_mode="r")
-        assert low.shape == (8 * 32, 1, 64, 64) and low.dtype == np.float32
+        assert low.shape == (8 * 48, 1, 32, 32) and low.dtype == np.float32
         for rule in ("ingest", "patches"):
             assert (res / "logs" / rule / f"{d}.log").exists()
             assert (res / "benchmarks" / rule / f"{d}.tsv").exists()
@@ -174,3 +174,40 @@ def test_official_checkpoints_downloaded_and_converted(http_server, tmp_path):
         net, meta = load_model(tmp_path / "results" / "demo" / "pretrained" / f"{name}.pt")
         assert meta["source_format"] == PUBLISHED[name][0]
         assert all(torch.equal(net.state_dict()[k], v) for k, v in originals[name].items())
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_demo_trains_every_cell_then_rerun_does_nothing(demo_run, tmp_path):
+    """The train stage of the demo on one dataset: main sweep, selection, studies."""
+    import json
+
+    import pandas as pd
+
+    cfg = yaml.safe_load(DEMO.read_text())
+    cfg["datasets"] = {"actin-demo": cfg["datasets"]["actin-demo"]}
+    cfg["training"].update(steps=20, val_every=10, checkpoint_every=10)
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(demo_run, config=config)
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["train"] == 8 and counts["select"] == 4  # known before selection ran
+    res = demo_run / "results" / "demo"
+    # 4 models x 2 losses (main sweep) + 3 fine-tuned models x (scratch + rot) studies
+    assert len(list((res / "runs").rglob("run.json"))) == 8 + 6
+    assert len(list((res / "studies").glob("*/actin-demo.json"))) == 3
+    for model in ("drunet", "restormer", "kbnet"):
+        chosen = json.loads((res / "selected" / model / "actin-demo.json").read_text())["selected"]
+        base = res / "runs" / model / "actin-demo" / chosen["loss"] / f"lr{chosen['lr']:g}"
+        curves = {
+            init: pd.read_csv(base / init / "none" / "seed0" / "curve.csv")
+            for init in ("pretrained", "scratch")
+        }
+        assert list(curves["pretrained"].step) == [0, 10, 20]
+        # the effect the study measures: pretrained starts from a lower validation loss
+        assert curves["pretrained"].val_loss.iloc[0] < curves["scratch"].val_loss.iloc[0], model
+        run = json.loads((base / "pretrained" / "rot" / "seed0" / "run.json").read_text())
+        assert run["steps_done"] == 20 and run["parameters"] > 0 and run["device_type"] == "cpu"
+        assert (res / "logs" / "train" / model / "actin-demo" / chosen["loss"]).is_dir()
+    again = snakemake(demo_run, config=config)
+    assert "Nothing to be done" in again.stdout + again.stderr

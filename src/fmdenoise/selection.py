@@ -1,0 +1,60 @@
+"""Hyperparameter selection on the validation split only.
+
+:func:`select_cell` reads the ``run.json`` of every candidate run of one (model, dataset) and
+picks the (loss, lr) with the best validation PSNR (ties: higher SSIM, then the order given).
+It sees nothing but those files, so test-set results cannot leak into the choice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fmdenoise.errors import FmdenoiseError
+
+
+def select_cell(run_files: Sequence[str | Path]) -> dict[str, Any]:
+    """The best candidate by validation PSNR, with every candidate's score listed."""
+    candidates = []
+    for f in run_files:
+        run = json.loads(Path(f).read_text())
+        if not run.get("best"):
+            raise FmdenoiseError(f"{f}: run has no validation result")
+        candidates.append(
+            {
+                "run": str(Path(f).parent),
+                **run["cell"],
+                "val_psnr": run["best"]["val_psnr"],
+                "val_ssim": run["best"]["val_ssim"],
+                "best_step": run["best_step"],
+            }
+        )
+    if not candidates:
+        raise FmdenoiseError("no candidate runs to select from")
+    best = max(candidates, key=lambda c: (c["val_psnr"], c["val_ssim"]))
+    return {
+        "selected": best,
+        "criterion": "max validation PSNR (ties: SSIM)",
+        "candidates": candidates,
+    }
+
+
+def summarize_runs(run_files: Sequence[str | Path]) -> dict[str, Any]:
+    """Cell, validation result, steps and cost of each run (the studies' index)."""
+    runs = []
+    for f in run_files:
+        run = json.loads(Path(f).read_text())
+        runs.append(
+            {
+                "run": str(Path(f).parent),
+                **run["cell"],
+                "best": run["best"],
+                "best_step": run["best_step"],
+                "steps_done": run["steps_done"],
+                "wall_seconds": run["wall_seconds"],
+                "gpu_hours": run["gpu_hours"],
+            }
+        )
+    return {"runs": runs}

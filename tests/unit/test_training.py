@@ -1,0 +1,188 @@
+"""Losses, augmentation, selection and the resumable training loop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fmdenoise.augment import augment_pair, dihedral
+from fmdenoise.io import save_npy, write_json
+from fmdenoise.losses import NAMES, get_loss
+from fmdenoise.metrics import ssim
+from fmdenoise.models.checkpoints import load_model
+from fmdenoise.selection import select_cell
+
+from ..conftest import ROOT
+
+
+def tiny_problem(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    clean = torch.rand(8, 1, 24, 24, generator=g)
+    noisy = clean + 0.2 * torch.randn(8, 1, 24, 24, generator=g)
+    return noisy, clean
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_loss_decreases(name):
+    torch.manual_seed(0)
+    noisy, clean = tiny_problem()
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 3, padding=1)
+    )
+    loss_fn = get_loss(name)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    first = None
+    for _ in range(60):
+        loss = loss_fn(net(noisy) + noisy, clean)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.8 * first
+
+
+def test_ssim_loss_is_one_minus_the_metric():
+    noisy, clean = tiny_problem(1)
+    expected = 1 - np.mean(
+        [ssim(c[0].numpy(), n[0].numpy()) for n, c in zip(noisy, clean, strict=True)]
+    )
+    assert get_loss("ssim")(noisy, clean).item() == pytest.approx(expected, abs=1e-5)
+    mix = get_loss("ssim_l1", 0.84)(noisy, clean).item()
+    l1 = (noisy - clean).abs().mean().item()
+    assert mix == pytest.approx(0.84 * expected + 0.16 * l1, abs=1e-5)
+
+
+def test_dihedral_covers_eight_transforms_applied_identically():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    outs = {tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}
+    assert len(outs) == 8
+    low = torch.rand(8, 1, 6, 6)
+    gt = low * 3 + 1  # a pixelwise function of low: survives only identical transforms
+    a_low, a_gt = augment_pair(low, gt, torch.arange(8))
+    assert torch.allclose(a_gt, a_low * 3 + 1)
+    assert not torch.equal(a_low[1], low[1])
+
+
+def test_selection_reads_validation_only(tmp_path):
+    files = []
+    for i, (loss, lr, val) in enumerate(
+        [("mae", 1e-3, 30.0), ("mse", 1e-4, 31.5), ("ssim", 1e-3, 29.0)]
+    ):
+        d = tmp_path / f"r{i}"
+        write_json(
+            d / "run.json",
+            {
+                "cell": {"loss": loss, "lr": lr},
+                "best": {"val_psnr": val, "val_ssim": 0.9},
+                "best_step": 10,
+            },
+        )
+        write_json(d / "test_metrics.json", {"psnr": 100 - val})  # test results next to it
+        files.append(d / "run.json")
+    chosen = select_cell(files)["selected"]
+    assert (chosen["loss"], chosen["lr"]) == ("mse", 1e-4)
+    write_json(tmp_path / "r0" / "test_metrics.json", {"psnr": 1000})
+    assert select_cell(files)["selected"]["loss"] == "mse"
+
+
+# ----------------------------------------------------------------------------- the loop
+
+MODEL = {
+    "arch": "drunet",
+    "kwargs": {"nc": [8, 16, 16, 16], "nb": 1},
+    "noise_level": {"mode": "fixed", "sigma": 0.1},
+}
+TRAINING = {
+    "steps": 40,
+    "batch_size": 4,
+    "optimizer": "adamw",
+    "weight_decay": 0.0,
+    "schedule": "cosine",
+    "grad_clip": 1.0,
+    "val_every": 10,
+    "checkpoint_every": 1000,
+    "patience": None,
+    "ssim_l1_weight": 0.84,
+    "compile": False,
+}
+
+SCRIPT = textwrap.dedent("""
+    import logging, sys, time
+    from fmdenoise.training import Cell, train
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    import fmdenoise.training as t
+    slow = t.StepBatches.__getitem__
+    def paced(self, i):  # slow steps down so that the signal lands mid-run
+        time.sleep(float(sys.argv[3]))
+        return slow(self, i)
+    t.StepBatches.__getitem__ = paced
+    cell = Cell("drunet", "toy", "mae", 1e-3, "scratch", "rot", 0)
+    train(cell, {model}, {training}, sys.argv[1], sys.argv[2], threads=1)
+""")
+
+
+def make_patches(path, n=32, size=16):
+    rng = np.random.default_rng(0)
+    for split, count in (("train", n), ("val", 8)):
+        clean = rng.random((count, 1, size, size), dtype=np.float32)
+        save_npy(path / f"{split}_gt.npy", clean)
+        save_npy(
+            path / f"{split}_low.npy", clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
+        )
+    write_json(path / "patches.json", {"toy": True})
+    return path
+
+
+def run_training(tmp_path, patches, out, pause=0.0):
+    script = tmp_path / "train_toy.py"
+    script.write_text(SCRIPT.format(model=repr(MODEL), training=repr(TRAINING)))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(script), str(patches), str(out), str(pause)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
+    patches = make_patches(tmp_path / "patches")
+    full = run_training(tmp_path, patches, tmp_path / "full")
+    assert full.wait(timeout=300) == 0, full.stderr.read()
+
+    proc = run_training(tmp_path, patches, tmp_path / "cut", pause=0.05)
+    for line in proc.stderr:
+        if "step 14/40" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=300) != 0
+    assert "PreemptedError" in rest
+    assert (tmp_path / "cut" / "last.pt").exists() and not (tmp_path / "cut" / "model.pt").exists()
+
+    resumed = run_training(tmp_path, patches, tmp_path / "cut")
+    log = resumed.stderr.read()
+    assert resumed.wait(timeout=300) == 0, log
+    assert "resuming from" in log
+    run = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert 14 <= run["resumed_from"] < 40 and run["steps_done"] == 40
+
+    a, _ = load_model(tmp_path / "full" / "model.pt")
+    b, _ = load_model(tmp_path / "cut" / "model.pt")
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    ca = pd.read_csv(tmp_path / "full" / "curve.csv").drop(columns="seconds")
+    cb = pd.read_csv(tmp_path / "cut" / "curve.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(ca, cb)
+    assert list(ca.step) == [0, 10, 20, 30, 40]

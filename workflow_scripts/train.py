@@ -1,0 +1,17 @@
+"""Adapter: rule train -> fmdenoise.training.train (resumes from last.pt in the run folder)."""
+
+from pathlib import Path
+
+from fmdenoise.logs import log_to
+from fmdenoise.training import Cell, train
+
+with log_to(snakemake.log[0]):
+    train(
+        Cell(**snakemake.params.cell),
+        snakemake.params.model,
+        snakemake.params.training,
+        Path(snakemake.input.patches[0]).parent,
+        Path(snakemake.output.run).parent,
+        pretrained=snakemake.input.get("pretrained"),
+        threads=snakemake.threads,
+    )
