@@ -103,7 +103,9 @@ def fmt_lr(lr):
 
 
 LEARNING_RATES = {fmt_lr(lr): lr for lr in config["grid"]["learning_rates"]}
-FINETUNE_MODELS = [m for m in config["models"] if config["models"][m]["pretrained"]["source"] != "none"]
+FINETUNE_MODELS = [
+    m for m in config["models"] if config["models"][m]["pretrained"]["source"] != "none"
+]
 RUN = "{model}/{dataset}/{loss}/lr{lr}/{init}/{aug}/seed{seed}"
 
 
@@ -129,18 +131,44 @@ def select_inputs(wildcards):
 
 def study_runs(wildcards):
     """Scratch and augmentation studies at the (loss, lr) selected on validation."""
-    sel_file = checkpoints.select.get(model=wildcards.model, dataset=wildcards.dataset).output[0]
+    sel_file = checkpoints.select.get(
+        model=wildcards.model, dataset=wildcards.dataset
+    ).output[0]
     with open(sel_file) as fh:
         chosen = json.load(fh)["selected"]
     loss, lr = chosen["loss"], fmt_lr(chosen["lr"])
     grid = config["grid"]
     runs = []
     for seed in grid["seeds"]:
-        runs.append(run_dir(wildcards.model, wildcards.dataset, loss, lr, "pretrained", "none", seed))
+        runs.append(
+            run_dir(
+                wildcards.model, wildcards.dataset, loss, lr, "pretrained", "none", seed
+            )
+        )
         if grid["scratch_study"]:
-            runs.append(run_dir(wildcards.model, wildcards.dataset, loss, lr, "scratch", "none", seed))
+            runs.append(
+                run_dir(
+                    wildcards.model,
+                    wildcards.dataset,
+                    loss,
+                    lr,
+                    "scratch",
+                    "none",
+                    seed,
+                )
+            )
         if grid["augmentation_study"]:
-            runs.append(run_dir(wildcards.model, wildcards.dataset, loss, lr, "pretrained", "rot", seed))
+            runs.append(
+                run_dir(
+                    wildcards.model,
+                    wildcards.dataset,
+                    loss,
+                    lr,
+                    "pretrained",
+                    "rot",
+                    seed,
+                )
+            )
     return [f"{r}/run.json" for r in runs]
 
 

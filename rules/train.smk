@@ -9,20 +9,20 @@ rule train:
         model=f"{RESULTS}/runs/{RUN}/model.pt",
         curve=f"{RESULTS}/runs/{RUN}/curve.csv",
         run=f"{RESULTS}/runs/{RUN}/run.json",
-    params:
-        cell=train_cell,
-        model=lambda wildcards: canonical(config["models"][wildcards.model]),
-        training=canonical(config["training"]),
-    threads: resource("train", "cpus")
     log:
         f"{RESULTS}/logs/train/{RUN}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{RUN}.tsv"
     retries: 2
-    resources:
-        **train_resources(),
     conda:
         "../envs/fmdenoise.yaml"
+    threads: resource("train", "cpus")
+    resources:
+        **train_resources(),
+    params:
+        cell=train_cell,
+        model=lambda wildcards: canonical(config["models"][wildcards.model]),
+        training=canonical(config["training"]),
     script:
         "../workflow_scripts/train.py"
 
@@ -36,10 +36,10 @@ checkpoint select:
         f"{RESULTS}/logs/select/{{model}}/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/select/{{model}}/{{dataset}}.tsv"
-    resources:
-        **rule_resources("default"),
     conda:
         "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
     script:
         "../workflow_scripts/select.py"
 
@@ -53,9 +53,9 @@ rule studies:
         f"{RESULTS}/logs/studies/{{model}}/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/studies/{{model}}/{{dataset}}.tsv"
-    resources:
-        **rule_resources("default"),
     conda:
         "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
     script:
         "../workflow_scripts/studies.py"
