@@ -100,39 +100,16 @@ def write_tiff(path: PathLike, image: np.ndarray, **kwargs: Any) -> None:
         tifffile.imwrite(tmp, np.ascontiguousarray(image, dtype=np.float32), **kwargs)
 
 
-def read_tiff_pages(path: PathLike) -> list[np.ndarray]:
-    """Read every page of a (multi-page) TIFF as float32 2D arrays.
-
-    Raises :class:`ImageError` naming the file when it is missing, not a TIFF, truncated,
-    or holds something other than 2D grayscale planes.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ImageError(f"{p}: image file not found")
-    try:
-        with tifffile.TiffFile(p) as tif:
-            series = tif.series[0]
-            data = series.asarray()
-            axes = series.axes
-    except Exception as exc:  # tifffile raises many types for corrupt files
-        raise ImageError(f"{p}: not a readable TIFF ({type(exc).__name__}: {exc})") from exc
-    if "S" in axes or (data.ndim >= 3 and data.shape[-1] in (3, 4) and axes.endswith("S")):
-        raise ImageError(f"{p}: RGB/multi-sample image (axes {axes}); expected grayscale")
-    if data.ndim == 2:
-        planes = [data]
-    elif data.ndim == 3:
-        planes = list(data)
-    else:
-        raise ImageError(f"{p}: expected 2D images or a stack of them, got shape {data.shape}")
-    return [_as_float_plane(p, plane) for plane in planes]
-
-
 def read_image(path: PathLike) -> np.ndarray:
-    """Read a single 2D grayscale image as float32 (see :func:`read_tiff_pages`)."""
-    pages = read_tiff_pages(path)
-    if len(pages) != 1:
-        raise ImageError(f"{path}: expected one 2D image, found a stack of {len(pages)} planes")
-    return pages[0]
+    """Read a single 2D grayscale image as float32.
+
+    Raises :class:`ImageError` naming the file when it is missing, not a TIFF, truncated, RGB,
+    a stack, or of a non-numeric pixel type.
+    """
+    n = tiff_page_count(path)
+    if n != 1:
+        raise ImageError(f"{path}: expected one 2D image, found a stack of {n} planes")
+    return read_tiff_page(path, 0)
 
 
 def _as_float_plane(path: Path, plane: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
-from fmdenoise.io import atomic_path
+from fmdenoise.io import atomic_path, save_npy, write_json
 
 BACKGROUND = 0.03
 
@@ -164,4 +164,21 @@ def write_source_archive(cfg: Mapping[str, Any], path: str | Path) -> Path:
                     info = tarfile.TarInfo(name)
                     info.size, info.mtime, info.mode = len(data), 0, 0o644
                     tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write_toy_patches(
+    path: str | Path, n_train: int, size: int, n_val: int = 8, noise: float = 0.1, seed: int = 0
+) -> Path:
+    """A patch folder in the layout of :mod:`fmdenoise.patches` holding random images plus
+    Gaussian noise: for tests and benchmarks of the training loop."""
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", n_train), ("val", n_val)):
+        clean = rng.random((count, 1, size, size), dtype=np.float32)
+        save_npy(path / f"{split}_gt.npy", clean)
+        save_npy(
+            path / f"{split}_low.npy", clean + rng.normal(0, noise, clean.shape).astype(np.float32)
+        )
+    write_json(path / "patches.json", {"toy": True, "n_train": n_train, "size": size, "seed": seed})
     return path

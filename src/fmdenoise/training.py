@@ -18,28 +18,22 @@ batches as an uninterrupted one and, on CPU, ends with the same weights.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import hashlib
-import json
 import logging
 import platform
-import signal
-import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from fmdenoise import __version__
 from fmdenoise import device as dev
-from fmdenoise.augment import augment_pair
+from fmdenoise.batches import StepBatches
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.io import atomic_path, write_json, write_text
 from fmdenoise.losses import get_loss
@@ -48,6 +42,8 @@ from fmdenoise.models import build, count_parameters
 from fmdenoise.models.checkpoints import load_model, save_model
 from fmdenoise.models.wrapper import Denoiser
 from fmdenoise.patches import load_patches
+from fmdenoise.provenance import code_version, signature
+from fmdenoise.signals import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -81,75 +77,6 @@ class Cell:
     init: str  # pretrained | scratch
     aug: str  # none | rot
     seed: int
-
-
-class StepBatches(Dataset):
-    """Batch ``i`` is the batch of training step ``first_step + i`` (a pure function of it)."""
-
-    def __init__(
-        self,
-        patch_dir: Path,
-        batch_size: int,
-        seed: int,
-        aug: bool,
-        first_step: int,
-        last_step: int,
-        preload: bool = False,
-    ) -> None:
-        self.low, self.gt = load_patches(patch_dir, "train")
-        if preload:  # read everything into memory (benchmarks compare with memory-mapping)
-            self.low, self.gt = np.array(self.low), np.array(self.gt)
-        self.batch_size, self.seed, self.aug = batch_size, seed, aug
-        self.first_step, self.n = first_step, max(0, last_step - first_step + 1)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        step = self.first_step + i
-        rng = np.random.default_rng([self.seed, step])
-        idx = rng.integers(0, len(self.low), self.batch_size)
-        low = torch.from_numpy(np.ascontiguousarray(self.low[idx]))
-        gt = torch.from_numpy(np.ascontiguousarray(self.gt[idx]))
-        if self.aug:
-            low, gt = augment_pair(low, gt, torch.from_numpy(rng.integers(0, 8, self.batch_size)))
-        return low, gt
-
-
-def code_version() -> str:
-    """``fmdenoise <version>`` plus the git commit of the checkout when there is one."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        return f"{__version__}+g{sha}"
-    except (OSError, subprocess.SubprocessError):
-        return __version__
-
-
-def signature(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def stop_requested() -> Iterator[dict[str, int]]:
-    """Record SIGTERM/SIGINT instead of dying, so the loop can save and stop cleanly."""
-    flag: dict[str, int] = {}
-
-    def handler(signum: int, _frame: Any) -> None:
-        flag["signal"] = signum
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield flag
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def make_model(cell: Cell, model_cfg: Mapping[str, Any], pretrained: Path | None) -> Denoiser:
@@ -207,6 +134,240 @@ def validate(
     }
 
 
+class Trainer:
+    """The state and steps of one cell's training; :func:`train` is the entry point."""
+
+    def __init__(
+        self,
+        cell: Cell,
+        model_cfg: Mapping[str, Any],
+        training_cfg: Mapping[str, Any],
+        patch_dir: Path,
+        out_dir: Path,
+        *,
+        pretrained: Path | None,
+        device: str,
+        threads: int | None,
+    ) -> None:
+        self.cell, self.model_cfg, self.cfg = cell, dict(model_cfg), dict(training_cfg)
+        self.patch_dir, self.out_dir = patch_dir, out_dir
+        self.steps, self.batch_size = int(self.cfg["steps"]), int(self.cfg["batch_size"])
+        self.signature = signature(
+            {
+                "cell": dataclasses.asdict(cell),
+                "model": self.model_cfg,
+                "training": self.cfg,
+                "patches": (patch_dir / "patches.json").read_text(),
+            }
+        )
+        self.device = dev.resolve(device)
+        self.workers = max(0, (threads or 1) - 1) if self.device.type == "cuda" else 0
+        if threads and self.device.type == "cpu":
+            torch.set_num_threads(threads)
+        self.wrapper = dev.prepare(make_model(cell, model_cfg, pretrained), self.device)
+        self.model = torch.compile(self.wrapper) if self.cfg.get("compile") else self.wrapper
+        self.opt, self.sched = make_optimizer(self.wrapper, cell, self.cfg)
+        self.loss_fn = get_loss(cell.loss, self.cfg["ssim_l1_weight"])
+        self.state: dict[str, Any] = {
+            "step": 0,
+            "best": None,
+            "best_step": 0,
+            "best_state": None,
+            "curve": [],
+            "elapsed": 0.0,
+            "bad_vals": 0,
+            "loss_sum": 0.0,
+            "loss_n": 0,
+            "resumed_from": None,
+        }
+        self.last = out_dir / "last.pt"
+
+    # ------------------------------------------------------------------ checkpoints
+    def resume(self) -> None:
+        """Load ``last.pt`` if it belongs to this exact configuration."""
+        if not self.last.exists():
+            return
+        saved = torch.load(self.last, map_location="cpu", weights_only=True)
+        if saved.get("signature") != self.signature:
+            log.warning("%s belongs to another configuration; starting afresh", self.last)
+            return
+        self.wrapper.load_state_dict(saved["model"])
+        self.opt.load_state_dict(saved["optimizer"])
+        self.sched.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        self.state.update({k: saved[k] for k in RESUME_KEYS}, resumed_from=saved["step"])
+        log.info("resuming from %s at step %d", self.last, saved["step"])
+
+    def save_last(self) -> None:
+        payload = {
+            "signature": self.signature,
+            "model": self.wrapper.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "rng": torch.get_rng_state(),
+            **{k: self.state[k] for k in RESUME_KEYS},
+        }
+        with atomic_path(self.last) as tmp:
+            torch.save(payload, tmp)
+
+    # ------------------------------------------------------------------ steps
+    def loader(self, preload: bool) -> DataLoader:
+        batches = StepBatches(
+            self.patch_dir,
+            self.batch_size,
+            self.cell.seed,
+            self.cell.aug == "rot",
+            self.state["step"] + 1,
+            self.steps,
+            preload,
+        )
+        return DataLoader(
+            batches,
+            batch_size=None,
+            shuffle=False,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.workers else None,
+        )
+
+    def step(self, low: torch.Tensor, gt: torch.Tensor) -> float:
+        """One optimisation step; returns the loss."""
+        low = low.to(self.device, non_blocking=True)
+        low = low.contiguous(memory_format=dev.memory_format(self.device))
+        gt = gt.to(self.device, non_blocking=True)
+        with dev.autocast(self.device):
+            pred = self.model(low)
+        loss = self.loss_fn(pred.float(), gt)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(self.wrapper.parameters(), float(self.cfg["grad_clip"]))
+        self.opt.step()
+        self.sched.step()
+        value = loss.item()
+        self.state["step"] += 1
+        self.state["loss_sum"] += value
+        self.state["loss_n"] += 1
+        return value
+
+    def validate(self, elapsed: float) -> None:
+        """Validate, append a curve row, track the best weights and the patience count."""
+        st = self.state
+        metrics = validate(self.model, self.patch_dir, self.loss_fn, self.device, self.batch_size)
+        train_loss = st["loss_sum"] / st["loss_n"] if st["loss_n"] else float("nan")
+        st["curve"].append(
+            {
+                "step": st["step"],
+                "seconds": round(elapsed, 3),
+                "train_loss": train_loss,
+                **metrics,
+                "lr": self.sched.get_last_lr()[0],
+            }
+        )
+        st["loss_sum"], st["loss_n"] = 0.0, 0
+        log.info("validation at step %d: %s", st["step"], metrics)
+        if st["step"] == 0:
+            return  # the starting point is recorded, not a candidate
+        if st["best"] is None or metrics["val_psnr"] > st["best"]["val_psnr"]:
+            best_state = {k: v.detach().cpu().clone() for k, v in self.wrapper.state_dict().items()}
+            st.update(best=metrics, best_step=st["step"], bad_vals=0, best_state=best_state)
+        else:
+            st["bad_vals"] += 1
+
+    def run(self, preload: bool = False) -> dict[str, Any]:
+        st, cfg = self.state, self.cfg
+        self.resume()
+        if st["step"] == 0:  # where each initialisation starts from (zero-shot for pretrained)
+            self.validate(0.0)
+        val_every, ckpt_every = int(cfg["val_every"]), int(cfg["checkpoint_every"])
+        log_every = max(1, min(val_every, self.steps // 20 or 1))
+        t0, start_step, recent = time.perf_counter(), st["step"], []
+        self.model.train()
+        with stop_requested() as stop:
+            for low, gt in self.loader(preload):
+                recent = [*recent[-log_every + 1 :], self.step(low, gt)]
+                step, elapsed = st["step"], st["elapsed"] + time.perf_counter() - t0
+                if step % log_every == 0 or step == self.steps:
+                    rate = (
+                        (step - start_step) * self.batch_size / max(time.perf_counter() - t0, 1e-9)
+                    )
+                    log.info(
+                        "step %d/%d loss %.5f %.1f patches/s ETA %s",
+                        step,
+                        self.steps,
+                        float(np.mean(recent)),
+                        rate,
+                        _hms((self.steps - step) * self.batch_size / max(rate, 1e-9)),
+                    )
+                if step % val_every == 0 or step == self.steps:
+                    self.validate(elapsed)
+                patience = cfg["patience"] is not None and st["bad_vals"] >= cfg["patience"]
+                if step % ckpt_every == 0 or step == self.steps or stop or patience:
+                    st["elapsed"], t0 = elapsed, time.perf_counter()
+                    self.save_last()
+                if stop:
+                    raise PreemptedError(
+                        f"signal {stop['signal']} at step {step}: saved {self.last}; "
+                        "rerun to resume"
+                    )
+                if patience:
+                    log.info(
+                        "early stop at step %d: no improvement in %d validations",
+                        step,
+                        cfg["patience"],
+                    )
+                    break
+        st["elapsed"] += time.perf_counter() - t0
+        return self.finish()
+
+    # ------------------------------------------------------------------ outputs
+    def finish(self) -> dict[str, Any]:
+        """Write model.pt (best weights), curve.csv and run.json; return run.json's content."""
+        st = self.state
+        net = copy.deepcopy(self.wrapper.net).cpu()
+        if st["best_state"] is not None:
+            net.load_state_dict(
+                {
+                    k.removeprefix("net."): v
+                    for k, v in st["best_state"].items()
+                    if k.startswith("net.")
+                }
+            )
+        save_model(
+            self.out_dir / "model.pt",
+            net,
+            self.model_cfg["arch"],
+            self.model_cfg.get("kwargs", {}),
+            cell=dataclasses.asdict(self.cell),
+            best_step=st["best_step"],
+            best=st["best"],
+        )
+        curve = pd.DataFrame(st["curve"], columns=CURVE_COLUMNS)
+        write_text(self.out_dir / "curve.csv", curve.to_csv(index=False))
+        gpus = 1 if self.device.type == "cuda" else 0
+        run = {
+            "cell": dataclasses.asdict(self.cell),
+            "config": {"model": self.model_cfg, "training": self.cfg},
+            "signature": self.signature,
+            "code_version": code_version(),
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(self.device)
+            if gpus
+            else (platform.processor() or "cpu"),
+            "device_type": self.device.type,
+            "threads": torch.get_num_threads(),
+            "parameters": count_parameters(self.wrapper.net),
+            "steps_done": st["step"],
+            "best_step": st["best_step"],
+            "best": st["best"],
+            "wall_seconds": round(st["elapsed"], 3),
+            "gpu_hours": round(st["elapsed"] / 3600 * gpus, 6),
+            "resumed_from": st["resumed_from"],
+        }
+        write_json(self.out_dir / "run.json", run)
+        return run
+
+
 def train(
     cell: Cell,
     model_cfg: Mapping[str, Any],
@@ -223,217 +384,21 @@ def train(
 
     ``threads`` (the job's cpus): torch's intra-op threads on CPU; on CUDA, loader workers
     (threads - 1) that prefetch batches into pinned memory so the GPU never waits.
+    ``preload`` reads the patches into memory instead of memory-mapping them (benchmarks).
     """
-    patch_dir, out_dir = Path(patch_dir), Path(out_dir)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = dict(training_cfg)
-    steps, batch_size = int(cfg["steps"]), int(cfg["batch_size"])
-    sig = signature(
-        {
-            "cell": dataclasses.asdict(cell),
-            "model": model_cfg,
-            "training": cfg,
-            "patches": (patch_dir / "patches.json").read_text(),
-        }
+    trainer = Trainer(
+        cell,
+        model_cfg,
+        training_cfg,
+        Path(patch_dir),
+        out_dir,
+        pretrained=Path(pretrained) if pretrained else None,
+        device=device,
+        threads=threads,
     )
-    device_t = dev.resolve(device)
-    workers = max(0, (threads or 1) - 1) if device_t.type == "cuda" else 0
-    if threads and device_t.type == "cpu":
-        torch.set_num_threads(threads)
-    model = dev.prepare(
-        make_model(cell, model_cfg, Path(pretrained) if pretrained else None), device_t
-    )
-    if cfg.get("compile"):
-        model = torch.compile(model)  # type: ignore[assignment]
-    opt, sched = make_optimizer(model, cell, cfg)
-    loss_fn = get_loss(cell.loss, cfg["ssim_l1_weight"])
-    state = {
-        "step": 0,
-        "best": None,
-        "best_step": 0,
-        "best_state": None,
-        "curve": [],
-        "elapsed": 0.0,
-        "bad_vals": 0,
-        "resumed_from": None,
-        "loss_sum": 0.0,
-        "loss_n": 0,
-    }
-    last = out_dir / "last.pt"
-    if last.exists():
-        saved = torch.load(last, map_location="cpu", weights_only=True)
-        if saved.get("signature") == sig:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            torch.set_rng_state(saved["rng"])
-            state.update({k: saved[k] for k in RESUME_KEYS})
-            state["resumed_from"] = saved["step"]
-            log.info("resuming from %s at step %d", last, saved["step"])
-        else:
-            log.warning("%s belongs to another configuration; starting afresh", last)
-
-    def save_last() -> None:
-        payload = {
-            "signature": sig,
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "rng": torch.get_rng_state(),
-            **{k: state[k] for k in RESUME_KEYS},
-        }
-        with atomic_path(last) as tmp:
-            torch.save(payload, tmp)
-
-    if state["step"] == 0:  # where each initialisation starts from (zero-shot for pretrained)
-        state["curve"].append(
-            {
-                "step": 0,
-                "seconds": 0.0,
-                "train_loss": float("nan"),
-                **validate(model, patch_dir, loss_fn, device_t, batch_size),
-                "lr": sched.get_last_lr()[0],
-            }
-        )
-    batches = StepBatches(
-        patch_dir, batch_size, cell.seed, cell.aug == "rot", state["step"] + 1, steps, preload
-    )
-    loader = DataLoader(
-        batches,
-        batch_size=None,
-        shuffle=False,
-        num_workers=workers,
-        pin_memory=device_t.type == "cuda",
-        persistent_workers=False,
-        prefetch_factor=4 if workers else None,
-    )
-    val_every, ckpt_every = int(cfg["val_every"]), int(cfg["checkpoint_every"])
-    log_every = max(1, min(val_every, steps // 20 or 1))
-    run_losses: list[float] = []
-    t0, start_step = time.perf_counter(), state["step"]
-    model.train()
-    with stop_requested() as stop:
-        for low, gt in loader:
-            step = state["step"] + 1
-            low = low.to(device_t, non_blocking=True).contiguous(
-                memory_format=dev.memory_format(device_t)
-            )
-            gt = gt.to(device_t, non_blocking=True)
-            with dev.autocast(device_t):
-                pred = model(low)
-            loss = loss_fn(pred.float(), gt)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
-            opt.step()
-            sched.step()
-            state["step"] = step
-            run_losses.append(loss.item())
-            state["loss_sum"] += run_losses[-1]
-            state["loss_n"] += 1
-            elapsed = state["elapsed"] + time.perf_counter() - t0
-            if step % log_every == 0 or step == steps:
-                rate = (step - start_step) * batch_size / max(time.perf_counter() - t0, 1e-9)
-                eta = (steps - step) * batch_size / max(rate, 1e-9)
-                log.info(
-                    "step %d/%d loss %.5f %.1f patches/s ETA %s",
-                    step,
-                    steps,
-                    float(np.mean(run_losses[-log_every:])),
-                    rate,
-                    _hms(eta),
-                )
-            if step % val_every == 0 or step == steps:
-                metrics = validate(model, patch_dir, loss_fn, device_t, batch_size)
-                state["curve"].append(
-                    {
-                        "step": step,
-                        "seconds": round(elapsed, 3),
-                        "train_loss": state["loss_sum"] / max(state["loss_n"], 1),
-                        **metrics,
-                        "lr": sched.get_last_lr()[0],
-                    }
-                )
-                log.info("validation at step %d: %s", step, metrics)
-                state["loss_sum"], state["loss_n"] = 0.0, 0
-                if state["best"] is None or metrics["val_psnr"] > state["best"]["val_psnr"]:
-                    state.update(
-                        best=metrics,
-                        best_step=step,
-                        bad_vals=0,
-                        best_state=copy.deepcopy(
-                            {k: v.detach().cpu() for k, v in model.state_dict().items()}
-                        ),
-                    )
-                else:
-                    state["bad_vals"] += 1
-            stopping = bool(stop) or (
-                cfg["patience"] is not None and state["bad_vals"] >= cfg["patience"]
-            )
-            if step % ckpt_every == 0 or step == steps or stopping:
-                state["elapsed"] = state["elapsed"] + time.perf_counter() - t0
-                t0 = time.perf_counter()
-                save_last()
-            if stop:
-                raise PreemptedError(
-                    f"signal {stop['signal']} at step {step}: saved {last}; rerun to resume"
-                )
-            if stopping:
-                log.info(
-                    "early stop at step %d: no improvement in %d validations", step, cfg["patience"]
-                )
-                break
-    state["elapsed"] += time.perf_counter() - t0
-    return _finish(cell, model, model_cfg, cfg, state, out_dir, device_t, sig)
-
-
-def _finish(
-    cell: Cell,
-    model: Denoiser,
-    model_cfg: Mapping[str, Any],
-    cfg: Mapping[str, Any],
-    state: dict[str, Any],
-    out_dir: Path,
-    device_t: torch.device,
-    sig: str,
-) -> dict[str, Any]:
-    net = copy.deepcopy(model.net).cpu()
-    if state["best_state"] is not None:
-        net.load_state_dict(
-            {k[len("net.") :]: v for k, v in state["best_state"].items() if k.startswith("net.")}
-        )
-    save_model(
-        out_dir / "model.pt",
-        net,
-        model_cfg["arch"],
-        model_cfg.get("kwargs", {}),
-        cell=dataclasses.asdict(cell),
-        best_step=state["best_step"],
-        best=state["best"],
-    )
-    curve = pd.DataFrame(state["curve"], columns=CURVE_COLUMNS)
-    write_text(out_dir / "curve.csv", curve.to_csv(index=False))
-    gpus = 1 if device_t.type == "cuda" else 0
-    run = {
-        "cell": dataclasses.asdict(cell),
-        "config": {"model": dict(model_cfg), "training": dict(cfg)},
-        "signature": sig,
-        "code_version": code_version(),
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name(device_t) if gpus else (platform.processor() or "cpu"),
-        "device_type": device_t.type,
-        "threads": torch.get_num_threads(),
-        "parameters": count_parameters(model.net),
-        "steps_done": state["step"],
-        "best_step": state["best_step"],
-        "best": state["best"],
-        "wall_seconds": round(state["elapsed"], 3),
-        "gpu_hours": round(state["elapsed"] / 3600 * gpus, 6),
-        "resumed_from": state["resumed_from"],
-    }
-    write_json(out_dir / "run.json", run)
-    return run
+    return trainer.run(preload)
 
 
 def _hms(seconds: float) -> str:

@@ -14,7 +14,7 @@ from ..conftest import ROOT
 def test_check_config_prints_defaults(capsys):
     assert main(["check-config", str(ROOT / "demo" / "config.yaml")]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["training"]["optimizer"] == "adamw"
+    assert printed["training"]["schedule"] == "cosine"  # a schema default
 
 
 def test_check_config_error_exit_code(tmp_path, capsys):

@@ -15,11 +15,12 @@ import pytest
 import torch
 
 from fmdenoise.augment import augment_pair, dihedral
-from fmdenoise.io import save_npy, write_json
+from fmdenoise.io import write_json
 from fmdenoise.losses import NAMES, get_loss
 from fmdenoise.metrics import ssim
 from fmdenoise.models.checkpoints import load_model
 from fmdenoise.selection import select_cell
+from fmdenoise.synthetic import write_toy_patches
 
 from ..conftest import ROOT
 
@@ -130,18 +131,6 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def make_patches(path, n=32, size=16):
-    rng = np.random.default_rng(0)
-    for split, count in (("train", n), ("val", 8)):
-        clean = rng.random((count, 1, size, size), dtype=np.float32)
-        save_npy(path / f"{split}_gt.npy", clean)
-        save_npy(
-            path / f"{split}_low.npy", clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
-        )
-    write_json(path / "patches.json", {"toy": True})
-    return path
-
-
 def run_training(tmp_path, patches, out, pause=0.0):
     script = tmp_path / "train_toy.py"
     script.write_text(SCRIPT.format(model=repr(MODEL), training=repr(TRAINING)))
@@ -157,7 +146,7 @@ def run_training(tmp_path, patches, out, pause=0.0):
 
 @pytest.mark.slow
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
-    patches = make_patches(tmp_path / "patches")
+    patches = write_toy_patches(tmp_path / "patches", 32, 16)
     full = run_training(tmp_path, patches, tmp_path / "full")
     assert full.wait(timeout=300) == 0, full.stderr.read()
 
