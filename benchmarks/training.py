@@ -63,7 +63,6 @@ def demo_train_stage(work: Path) -> tuple[float, int]:
         str(ROOT / "demo" / "config.yaml"),
         "--cores",
         "2",
-        "--quiet",
     ]
     cfg_models = ["drunet", "restormer", "kbnet"]
     datasets = ["actin-demo", "mito-demo", "nucleus-demo"]
