@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,baselines,slurm]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,slurm]"
 	touch $@
 
 ## The embedded demo study, end to end, on $(CORES) cores (no network, no GPU needed).

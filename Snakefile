@@ -23,6 +23,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/pretrained.smk"
 include: "rules/train.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

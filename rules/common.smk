@@ -41,6 +41,7 @@ wildcard_constraints:
     init="pretrained|scratch",
     aug="none|rot",
     seed=r"\d+",
+    method=r"[A-Za-z0-9_-]+",
 
 
 def resource(rule_name, key):
@@ -91,7 +92,7 @@ def all_targets():
         for m in config["models"]
         if config["models"][m]["pretrained"]["source"] != "none"
     ]
-    return targets + training_targets()
+    return targets + training_targets() + [f"{RESULTS}/tables/main.md"]
 
 
 # ---------------------------------------------------------------- training grid
@@ -206,3 +207,62 @@ def training_targets():
             if model in FINETUNE_MODELS:
                 targets.append(f"{RESULTS}/studies/{model}/{dataset}.json")
     return targets
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def methods(dataset):
+    """Every method evaluated on ``dataset``: baselines and fine-tuned models."""
+    provided = config["datasets"][dataset]["test"].get("provided", {})
+    names = ["raw", *[f"provided-{m}" for m in provided]]
+    if config["evaluation"]["bm3d"]:
+        names.append("bm3d")
+    names += [f"{m}-zeroshot" for m in FINETUNE_MODELS]
+    return names + list(config["models"])
+
+
+ALL_METHODS = sorted({m for d in config["datasets"] for m in methods(d)})
+
+
+def selected_model_file(model, dataset):
+    sel_file = checkpoints.select.get(model=model, dataset=dataset).output[0]
+    with open(sel_file) as fh:
+        return f"{json.load(fh)['selected']['run']}/model.pt"
+
+
+def predict_inputs(wildcards):
+    inputs = {"data": f"{RESULTS}/data/{wildcards.dataset}"}
+    m = wildcards.method
+    if m.endswith("-zeroshot"):
+        inputs["checkpoint"] = f"{RESULTS}/pretrained/{m.removesuffix('-zeroshot')}.pt"
+    elif m in config["models"]:
+        inputs["checkpoint"] = selected_model_file(m, wildcards.dataset)
+    return inputs
+
+
+def method_spec(wildcards, input):
+    m = wildcards.method
+    if m == "raw" or m == "bm3d":
+        return {"kind": m}
+    if m.startswith("provided-"):
+        return {"kind": "provided", "name": m.removeprefix("provided-")}
+    model = m.removesuffix("-zeroshot")
+    noise = config["models"][model].get("noise_level", {})
+    return {
+        "kind": "model",
+        "checkpoint": input.checkpoint,
+        "noise_level": canonical(noise),
+    }
+
+
+def main_table_inputs(wildcards):
+    metrics = [
+        f"{RESULTS}/metrics/{m}/{d}.csv" for d in config["datasets"] for m in methods(d)
+    ]
+    runs = [
+        selected_model_file(m, d).replace("model.pt", "run.json")
+        for d in config["datasets"]
+        for m in config["models"]
+    ]
+    return {"metrics": metrics, "runs": runs}

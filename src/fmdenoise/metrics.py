@@ -10,7 +10,10 @@ next to every number. :func:`ssim_torch` computes the same SSIM on tensors (for 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -94,3 +97,22 @@ def ssim_torch(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
     r = SSIM_WIN // 2
     return s[..., r:-r, r:-r].mean(dim=(1, 2, 3)).mean()
+
+
+def evaluate_dataset(
+    data_dir: str | Path, pred_dir: str | Path, low: float = 0.1, high: float = 99.9
+) -> pd.DataFrame:
+    """Per-image metrics of every prediction in ``pred_dir`` against the test ground truth."""
+    from fmdenoise.ingest import split_images
+    from fmdenoise.io import read_image
+
+    rows = []
+    for name, _low_path, gt_path in split_images(data_dir, "test"):
+        pred = read_image(Path(pred_dir) / f"{name}.tif")
+        gt = read_image(gt_path)
+        if pred.shape != gt.shape:
+            raise ValueError(
+                f"{pred_dir}/{name}.tif: shape {pred.shape} != ground truth {gt.shape}"
+            )
+        rows.append({"image": name, **evaluate(gt, pred, low, high), "convention": CONVENTION})
+    return pd.DataFrame(rows)

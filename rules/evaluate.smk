@@ -1,0 +1,65 @@
+# Evaluation: test-set predictions of every method, per-image metrics, tables.
+
+
+rule predict:
+    input:
+        unpack(predict_inputs),
+    output:
+        directory(f"{RESULTS}/predictions/{{method}}/{{dataset}}"),
+    log:
+        f"{RESULTS}/logs/predict/{{method}}/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict/{{method}}/{{dataset}}.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    threads: resource("predict", "cpus")
+    resources:
+        **rule_resources("predict"),
+    params:
+        method=method_spec,
+        normalization=canonical(config["normalization"]),
+        evaluation=canonical(config["evaluation"]),
+    script:
+        "../workflow_scripts/predict.py"
+
+
+rule metrics:
+    input:
+        data=f"{RESULTS}/data/{{dataset}}",
+        predictions=f"{RESULTS}/predictions/{{method}}/{{dataset}}",
+    output:
+        f"{RESULTS}/metrics/{{method}}/{{dataset}}.csv",
+    log:
+        f"{RESULTS}/logs/metrics/{{method}}/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/metrics/{{method}}/{{dataset}}.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    params:
+        normalization=canonical(config["normalization"]),
+    script:
+        "../workflow_scripts/metrics.py"
+
+
+rule table_main:
+    input:
+        unpack(main_table_inputs),
+    output:
+        csv=f"{RESULTS}/tables/main.csv",
+        md=f"{RESULTS}/tables/main.md",
+        tex=f"{RESULTS}/tables/main.tex",
+    log:
+        f"{RESULTS}/logs/tables/main.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables/main.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    params:
+        finetuned=FINETUNE_MODELS,
+        seed=config["evaluation"]["seed"],
+    script:
+        "../workflow_scripts/table_main.py"

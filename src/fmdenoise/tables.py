@@ -1,0 +1,97 @@
+"""Comparison tables, written as csv, Markdown and LaTeX.
+
+``main``: one row per (dataset, method): mean PSNR/SSIM over the test images with 95 %
+bootstrap confidence intervals, the metric convention, the training GPU-hours of trained
+methods, and for each fine-tuned model the paired Wilcoxon p-value against the best baseline
+of that dataset (the baseline with the highest mean PSNR).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from fmdenoise.io import write_text
+from fmdenoise.stats import bootstrap_ci, wilcoxon_paired
+
+
+def main_table(
+    metric_files: Mapping[tuple[str, str], str | Path],
+    finetuned: Sequence[str],
+    run_files: Mapping[tuple[str, str], str | Path] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """``metric_files[(method, dataset)]`` -> per-image csv; ``finetuned`` names the methods
+    compared against the best baseline; ``run_files[(method, dataset)]`` -> selected run.json."""
+    per = {key: pd.read_csv(path).sort_values("image") for key, path in metric_files.items()}
+    rows = []
+    for (method, dataset), df in sorted(per.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        psnr, psnr_lo, psnr_hi = bootstrap_ci(df["psnr"], seed=seed)
+        ssim, ssim_lo, ssim_hi = bootstrap_ci(df["ssim"], seed=seed)
+        gpu_hours = None
+        if run_files and (method, dataset) in run_files:
+            run = json.loads(Path(run_files[(method, dataset)]).read_text())
+            gpu_hours = run["gpu_hours"]
+        rows.append(
+            {
+                "dataset": dataset,
+                "method": method,
+                "n": len(df),
+                "psnr": psnr,
+                "psnr_ci_low": psnr_lo,
+                "psnr_ci_high": psnr_hi,
+                "ssim": ssim,
+                "ssim_ci_low": ssim_lo,
+                "ssim_ci_high": ssim_hi,
+                "gpu_hours": gpu_hours,
+                "convention": df["convention"].iloc[0],
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["best_baseline"] = None
+    table["p_vs_best_baseline"] = None
+    for dataset, group in table.groupby("dataset"):
+        baselines = group[~group["method"].isin(finetuned)]
+        if baselines.empty:
+            continue
+        best = baselines.sort_values("psnr", ascending=False)["method"].iloc[0]
+        for idx, row in group[group["method"].isin(finetuned)].iterrows():
+            _, p = wilcoxon_paired(
+                per[(row["method"], dataset)]["psnr"], per[(best, dataset)]["psnr"]
+            )
+            table.loc[idx, ["best_baseline", "p_vs_best_baseline"]] = [best, p]
+    return table
+
+
+def _display(table: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({"dataset": table["dataset"], "method": table["method"]})
+    out["PSNR [95% CI]"] = [
+        f"{r.psnr:.2f} [{r.psnr_ci_low:.2f}, {r.psnr_ci_high:.2f}]" for r in table.itertuples()
+    ]
+    out["SSIM [95% CI]"] = [
+        f"{r.ssim:.3f} [{r.ssim_ci_low:.3f}, {r.ssim_ci_high:.3f}]" for r in table.itertuples()
+    ]
+    out["GPU-h"] = [("" if pd.isna(g) else f"{g:.3f}") for g in table["gpu_hours"]]
+    out["p (vs best baseline)"] = [
+        ("" if p is None or pd.isna(p) else f"{p:.3g}") for p in table["p_vs_best_baseline"]
+    ]
+    return out
+
+
+def write_table(table: pd.DataFrame, stem: str | Path, caption: str) -> None:
+    """Write ``stem.csv`` (all numbers), ``stem.md`` and ``stem.tex`` (formatted)."""
+    stem = Path(stem)
+    write_text(stem.with_suffix(".csv"), table.to_csv(index=False))
+    shown = _display(table)
+    convention = table["convention"].iloc[0] if "convention" in table and len(table) else ""
+    write_text(
+        stem.with_suffix(".md"),
+        f"{caption}\n\nMetric convention: {convention}\n\n" + shown.to_markdown(index=False) + "\n",
+    )
+    write_text(
+        stem.with_suffix(".tex"),
+        shown.to_latex(index=False, caption=caption, label=f"tab:{stem.name}"),
+    )

@@ -1,0 +1,20 @@
+"""Adapter: rule table_main -> fmdenoise.tables.main_table / write_table."""
+
+from pathlib import Path
+
+from fmdenoise.logs import log_to
+from fmdenoise.tables import main_table, write_table
+
+with log_to(snakemake.log[0]):
+    metrics = {(Path(f).parent.name, Path(f).stem): f for f in snakemake.input.metrics}
+    runs = {}
+    for f in snakemake.input.runs:  # results/runs/<model>/<dataset>/.../run.json
+        parts = Path(f).parts
+        i = parts.index("runs")
+        runs[(parts[i + 1], parts[i + 2])] = f
+    table = main_table(metrics, snakemake.params.finetuned, runs, seed=snakemake.params.seed)
+    write_table(
+        table,
+        Path(snakemake.output.csv).with_suffix(""),
+        "Test-set PSNR/SSIM per dataset and method (fine-tuned models selected on validation).",
+    )
