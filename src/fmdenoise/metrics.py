@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from fmdenoise.ingest import split_images
+from fmdenoise.io import read_image
 from fmdenoise.normalize import normalize_percentile
 
 CONVENTION = "gt-percentile(0.1,99.9)+affine-fit; psnr range 1; ssim gauss 11/1.5"
@@ -103,9 +105,6 @@ def evaluate_dataset(
     data_dir: str | Path, pred_dir: str | Path, low: float = 0.1, high: float = 99.9
 ) -> pd.DataFrame:
     """Per-image metrics of every prediction in ``pred_dir`` against the test ground truth."""
-    from fmdenoise.ingest import split_images
-    from fmdenoise.io import read_image
-
     rows = []
     for name, _low_path, gt_path in split_images(data_dir, "test"):
         pred = read_image(Path(pred_dir) / f"{name}.tif")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fmdenoise import device as dev
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.inference import denoise_array
 from fmdenoise.ingest import read_manifest
@@ -48,8 +49,6 @@ def predict_dataset(
     ``method``: ``{"kind": "raw"}``, ``{"kind": "provided", "name": ...}``, ``{"kind": "bm3d"}``
     or ``{"kind": "model", "checkpoint": path, "noise_level": {...}}``.
     """
-    from fmdenoise import device as dev
-
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
     test = manifest[manifest["split"] == "test"]

@@ -108,7 +108,7 @@ def make_optimizer(model: torch.nn.Module, cell: Cell, cfg: Mapping[str, Any]) -
     return opt, sched
 
 
-def validate(
+def validation_metrics(
     model: Denoiser, patch_dir: Path, loss_fn: Any, device: torch.device, batch_size: int
 ) -> dict[str, float]:
     """Loss, PSNR and SSIM (study convention: affine fit, range 1) on the validation patches."""
@@ -253,7 +253,9 @@ class Trainer:
     def validate(self, elapsed: float) -> None:
         """Validate, append a curve row, track the best weights and the patience count."""
         st = self.state
-        metrics = validate(self.model, self.patch_dir, self.loss_fn, self.device, self.batch_size)
+        metrics = validation_metrics(
+            self.model, self.patch_dir, self.loss_fn, self.device, self.batch_size
+        )
         train_loss = st["loss_sum"] / st["loss_n"] if st["loss_n"] else float("nan")
         st["curve"].append(
             {
