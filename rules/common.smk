@@ -92,7 +92,10 @@ def all_targets():
         for m in config["models"]
         if config["models"][m]["pretrained"]["source"] != "none"
     ]
-    return targets + training_targets() + [f"{RESULTS}/tables/main.md"]
+    tables = ["main", "hyperparameters"]
+    tables += ["scratch"] if config["grid"]["scratch_study"] else []
+    tables += ["augmentation"] if config["grid"]["augmentation_study"] else []
+    return targets + training_targets() + [f"{RESULTS}/tables/{t}.md" for t in tables]
 
 
 # ---------------------------------------------------------------- training grid

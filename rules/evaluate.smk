@@ -63,3 +63,31 @@ rule table_main:
         seed=config["evaluation"]["seed"],
     script:
         "../workflow_scripts/table_main.py"
+
+
+rule table_validation:
+    input:
+        selected=lambda wildcards: [
+            f"{RESULTS}/selected/{m}/{d}.json"
+            for m in config["models"]
+            for d in config["datasets"]
+        ],
+        studies=lambda wildcards: [
+            f"{RESULTS}/studies/{m}/{d}.json"
+            for m in FINETUNE_MODELS
+            for d in config["datasets"]
+        ],
+    output:
+        multiext(f"{RESULTS}/tables/{{table}}", ".csv", ".md", ".tex"),
+    log:
+        f"{RESULTS}/logs/tables/{{table}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables/{{table}}.tsv"
+    wildcard_constraints:
+        table="hyperparameters|scratch|augmentation",
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    script:
+        "../workflow_scripts/table_validation.py"

@@ -95,3 +95,64 @@ def write_table(table: pd.DataFrame, stem: str | Path, caption: str) -> None:
         stem.with_suffix(".tex"),
         shown.to_latex(index=False, caption=caption, label=f"tab:{stem.name}"),
     )
+
+
+def hyperparameter_table(selected_files: Sequence[str | Path]) -> pd.DataFrame:
+    """Validation PSNR of every (loss, lr) of the main sweep, per model and dataset, with the
+    selected cell marked (from ``selected/<model>/<dataset>.json``)."""
+    rows = []
+    for f in selected_files:
+        sel = json.loads(Path(f).read_text())
+        chosen = sel["selected"]["run"]
+        for c in sel["candidates"]:
+            rows.append(
+                {
+                    "model": c["model"],
+                    "dataset": c["dataset"],
+                    "loss": c["loss"],
+                    "lr": c["lr"],
+                    "seed": c["seed"],
+                    "val_psnr": c["val_psnr"],
+                    "val_ssim": c["val_ssim"],
+                    "selected": c["run"] == chosen,
+                }
+            )
+    return pd.DataFrame(rows).sort_values(["model", "dataset", "loss", "lr"], ignore_index=True)
+
+
+def study_table(study_files: Sequence[str | Path], study: str) -> pd.DataFrame:
+    """Validation curves of a study at matched steps, one row per (model, dataset, step).
+
+    ``study='scratch'`` compares ``pretrained/none`` with ``scratch/none``; ``'augmentation'``
+    compares ``pretrained/none`` with ``pretrained/rot`` (runs from ``studies/*.json``).
+    """
+    other = {"scratch": ("scratch", "none"), "augmentation": ("pretrained", "rot")}[study]
+    label = {"scratch": "scratch", "augmentation": "rot"}[study]
+    frames = []
+    for f in study_files:
+        runs = json.loads(Path(f).read_text())["runs"]
+        base = [r for r in runs if (r["init"], r["aug"]) == ("pretrained", "none")]
+        alt = [r for r in runs if (r["init"], r["aug"]) == other]
+        for b, a in zip(base, alt, strict=False):
+            cb = pd.read_csv(Path(b["run"]) / "curve.csv")[["step", "val_psnr", "val_ssim"]]
+            ca = pd.read_csv(Path(a["run"]) / "curve.csv")[["step", "val_psnr", "val_ssim"]]
+            merged = cb.merge(ca, on="step", suffixes=("_pretrained", f"_{label}"))
+            merged.insert(0, "seed", b["seed"])
+            merged.insert(0, "lr", b["lr"])
+            merged.insert(0, "loss", b["loss"])
+            merged.insert(0, "dataset", b["dataset"])
+            merged.insert(0, "model", b["model"])
+            frames.append(merged)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def write_plain_table(table: pd.DataFrame, stem: str | Path, caption: str) -> None:
+    """csv, md and tex of a table shown as it is (numbers rounded for md/tex)."""
+    stem = Path(stem)
+    write_text(stem.with_suffix(".csv"), table.to_csv(index=False))
+    shown = table.round(4)
+    write_text(stem.with_suffix(".md"), f"{caption}\n\n" + shown.to_markdown(index=False) + "\n")
+    write_text(
+        stem.with_suffix(".tex"),
+        shown.to_latex(index=False, caption=caption, label=f"tab:{stem.name}"),
+    )

@@ -77,3 +77,56 @@ def test_main_table_compares_with_the_best_baseline(tmp_path):
     md = (tmp_path / "tables" / "main.md").read_text()
     assert "drunet" in md and CONVENTION in md
     assert "\\begin{table}" in (tmp_path / "tables" / "main.tex").read_text()
+
+
+def test_validation_tables(tmp_path):
+    from fmdenoise.io import write_json
+    from fmdenoise.tables import hyperparameter_table, study_table, write_plain_table
+
+    cands = [
+        {
+            "run": f"r{i}",
+            "model": "m",
+            "dataset": "d",
+            "loss": loss,
+            "lr": 1e-3,
+            "seed": 0,
+            "val_psnr": p,
+            "val_ssim": 0.5,
+        }
+        for i, (loss, p) in enumerate([("mae", 30), ("mse", 29)])
+    ]
+    write_json(tmp_path / "sel.json", {"selected": cands[0], "candidates": cands})
+    hp = hyperparameter_table([tmp_path / "sel.json"])
+    assert list(hp["selected"]) == [True, False]
+    runs = []
+    for init, aug, psnr in (
+        ("pretrained", "none", 30.0),
+        ("scratch", "none", 25.0),
+        ("pretrained", "rot", 30.5),
+    ):
+        d = tmp_path / f"{init}-{aug}"
+        d.mkdir()
+        pd.DataFrame(
+            {"step": [0, 10], "val_psnr": [psnr - 2, psnr], "val_ssim": [0.4, 0.5]}
+        ).to_csv(d / "curve.csv", index=False)
+        runs.append(
+            {
+                "run": str(d),
+                "model": "m",
+                "dataset": "d",
+                "loss": "mae",
+                "lr": 1e-3,
+                "seed": 0,
+                "init": init,
+                "aug": aug,
+            }
+        )
+    write_json(tmp_path / "studies.json", {"runs": runs})
+    scratch = study_table([tmp_path / "studies.json"], "scratch")
+    assert list(scratch["val_psnr_pretrained"]) == [28.0, 30.0]
+    assert list(scratch["val_psnr_scratch"]) == [23.0, 25.0]
+    aug = study_table([tmp_path / "studies.json"], "augmentation")
+    assert list(aug["val_psnr_rot"]) == [28.5, 30.5]
+    write_plain_table(aug, tmp_path / "t" / "augmentation", "Aug")
+    assert "val_psnr_rot" in (tmp_path / "t" / "augmentation.md").read_text()

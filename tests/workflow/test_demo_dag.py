@@ -212,6 +212,9 @@ def test_demo_trains_every_cell_then_rerun_does_nothing(demo_run, tmp_path):
     again = snakemake(demo_run, config=config)
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    assert "| True " in (res / "tables" / "hyperparameters.md").read_text()
+    for name in ("scratch", "augmentation"):
+        assert (res / "tables" / f"{name}.csv").stat().st_size > 0
     # the main table is its own target: deleting it reruns only the table job
     table = res / "tables" / "main.md"
     text = table.read_text()
