@@ -31,13 +31,21 @@ def models_with_source(source):
     ]
 
 
+def fmt_lr(lr):
+    """Learning rate as it appears in run paths (``lr0.001``, ``lr3e-05``)."""
+    return f"{lr:g}"
+
+
+LEARNING_RATES = {fmt_lr(lr): lr for lr in config["grid"]["learning_rates"]}
+
+
 wildcard_constraints:
     archive=alternatives(config["downloads"]),
     dataset=alternatives(config["datasets"]),
     split="train|val|test",
     model=alternatives(config["models"]),
     loss=alternatives(config["grid"]["losses"]),
-    lr=alternatives(f"{lr:g}" for lr in config["grid"]["learning_rates"]),
+    lr=alternatives(LEARNING_RATES),
     init="pretrained|scratch",
     aug="none|rot",
     seed=r"\d+",
@@ -101,12 +109,6 @@ def all_targets():
 # ---------------------------------------------------------------- training grid
 
 
-def fmt_lr(lr):
-    """Learning rate as it appears in run paths (``lr0.001``, ``lr3e-05``)."""
-    return f"{lr:g}"
-
-
-LEARNING_RATES = {fmt_lr(lr): lr for lr in config["grid"]["learning_rates"]}
 FINETUNE_MODELS = [
     m for m in config["models"] if config["models"][m]["pretrained"]["source"] != "none"
 ]
@@ -133,13 +135,16 @@ def select_inputs(wildcards):
     return [f"{d}/run.json" for d in main_sweep(wildcards.model, wildcards.dataset)]
 
 
+def selected_run(model, dataset):
+    """The cell chosen on validation (``selected/<model>/<dataset>.json``, a checkpoint)."""
+    sel_file = checkpoints.select.get(model=model, dataset=dataset).output[0]
+    with open(sel_file) as fh:
+        return json.load(fh)["selected"]
+
+
 def study_runs(wildcards):
     """Scratch and augmentation studies at the (loss, lr) selected on validation."""
-    sel_file = checkpoints.select.get(
-        model=wildcards.model, dataset=wildcards.dataset
-    ).output[0]
-    with open(sel_file) as fh:
-        chosen = json.load(fh)["selected"]
+    chosen = selected_run(wildcards.model, wildcards.dataset)
     loss, lr = chosen["loss"], fmt_lr(chosen["lr"])
     grid = config["grid"]
     runs = []
@@ -225,22 +230,13 @@ def methods(dataset):
     return names + list(config["models"])
 
 
-ALL_METHODS = sorted({m for d in config["datasets"] for m in methods(d)})
-
-
-def selected_model_file(model, dataset):
-    sel_file = checkpoints.select.get(model=model, dataset=dataset).output[0]
-    with open(sel_file) as fh:
-        return f"{json.load(fh)['selected']['run']}/model.pt"
-
-
 def predict_inputs(wildcards):
     inputs = {"data": f"{RESULTS}/data/{wildcards.dataset}"}
     m = wildcards.method
     if m.endswith("-zeroshot"):
         inputs["checkpoint"] = f"{RESULTS}/pretrained/{m.removesuffix('-zeroshot')}.pt"
     elif m in config["models"]:
-        inputs["checkpoint"] = selected_model_file(m, wildcards.dataset)
+        inputs["checkpoint"] = f"{selected_run(m, wildcards.dataset)['run']}/model.pt"
     return inputs
 
 
@@ -264,7 +260,7 @@ def main_table_inputs(wildcards):
         f"{RESULTS}/metrics/{m}/{d}.csv" for d in config["datasets"] for m in methods(d)
     ]
     runs = [
-        selected_model_file(m, d).replace("model.pt", "run.json")
+        f"{selected_run(m, d)['run']}/run.json"
         for d in config["datasets"]
         for m in config["models"]
     ]
