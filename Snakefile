@@ -9,6 +9,9 @@ from fmdenoise.config import check_config, schema_path
 min_version("9.0")
 
 
+report: "report/workflow.rst"
+
+
 # The real study by default; `--configfile demo/config.yaml` replaces it (no merging).
 if not config:
 
@@ -24,6 +27,7 @@ include: "rules/data.smk"
 include: "rules/pretrained.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/figures.smk"
 
 
 rule all:

@@ -100,10 +100,18 @@ def all_targets():
         for m in config["models"]
         if config["models"][m]["pretrained"]["source"] != "none"
     ]
-    tables = ["main", "hyperparameters"]
+    tables = ["main", "hyperparameters", "cost"]
     tables += ["scratch"] if config["grid"]["scratch_study"] else []
     tables += ["augmentation"] if config["grid"]["augmentation_study"] else []
-    return targets + training_targets() + [f"{RESULTS}/tables/{t}.md" for t in tables]
+    figures = ["psnr_vs_cost"]
+    figures += ["learning_curves"] if config["grid"]["scratch_study"] else []
+    figures += [f"examples/{d}" for d in config["datasets"]]
+    return (
+        targets
+        + training_targets()
+        + [f"{RESULTS}/tables/{t}.md" for t in tables]
+        + [f"{RESULTS}/figures/{f}.png" for f in figures]
+    )
 
 
 # ---------------------------------------------------------------- training grid
@@ -260,8 +268,58 @@ def main_table_inputs(wildcards):
         f"{RESULTS}/metrics/{m}/{d}.csv" for d in config["datasets"] for m in methods(d)
     ]
     runs = [
-        f"{selected_run(m, d)['run']}/run.json"
-        for d in config["datasets"]
-        for m in config["models"]
+        f"{run['run']}/run.json" for run in selected_runs(config["datasets"]).values()
     ]
     return {"metrics": metrics, "runs": runs}
+
+
+def selected_runs(datasets):
+    """The selected run of every model on ``datasets``.
+
+    Called first by every input function that (through ``predict``) depends on the
+    ``select`` checkpoint: it makes Snakemake resolve the checkpoints before it creates the
+    predict jobs, whose params need the selected checkpoint's path.
+    """
+    return {(m, d): selected_run(m, d) for m in config["models"] for d in datasets}
+
+
+def cost_table_inputs(wildcards):
+    """Predictions (their ``timing.json``) of every method, and the selection files and
+    sweep runs of every trained model."""
+    datasets = config["datasets"]
+    selected_runs(datasets)
+    return {
+        "predictions": [
+            f"{RESULTS}/predictions/{m}/{d}" for d in datasets for m in methods(d)
+        ],
+        "selected": [
+            f"{RESULTS}/selected/{m}/{d}.json"
+            for m in config["models"]
+            for d in datasets
+        ],
+        "runs": [
+            f"{run}/run.json"
+            for m in config["models"]
+            for d in datasets
+            for run in main_sweep(m, d)
+        ],
+    }
+
+
+def study_files(wildcards):
+    return [
+        f"{RESULTS}/studies/{m}/{d}.json"
+        for m in FINETUNE_MODELS
+        for d in config["datasets"]
+    ]
+
+
+def example_inputs(wildcards):
+    d = wildcards.dataset
+    selected_runs([d])
+    return {
+        "data": f"{RESULTS}/data/{d}",
+        "predictions": [
+            f"{RESULTS}/predictions/{m}/{d}" for m in methods(d) if m != "raw"
+        ],
+    }

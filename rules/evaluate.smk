@@ -18,7 +18,8 @@ rule predict:
     params:
         method=method_spec,
         normalization=canonical(config["normalization"]),
-        evaluation=canonical(config["evaluation"]),
+        tile=config["evaluation"]["tile"],
+        overlap=config["evaluation"]["overlap"],
     script:
         "../workflow_scripts/predict.py"
 
@@ -47,7 +48,12 @@ rule table_main:
     input:
         unpack(main_table_inputs),
     output:
-        csv=f"{RESULTS}/tables/main.csv",
+        csv=report(
+            f"{RESULTS}/tables/main.csv",
+            caption="../report/table_main.rst",
+            category="Tables",
+            labels={"table": "main"},
+        ),
         md=f"{RESULTS}/tables/main.md",
         tex=f"{RESULTS}/tables/main.tex",
     log:
@@ -72,13 +78,16 @@ rule table_validation:
             for m in config["models"]
             for d in config["datasets"]
         ],
-        studies=lambda wildcards: [
-            f"{RESULTS}/studies/{m}/{d}.json"
-            for m in FINETUNE_MODELS
-            for d in config["datasets"]
-        ],
+        studies=study_files,
     output:
-        multiext(f"{RESULTS}/tables/{{table}}", ".csv", ".md", ".tex"),
+        csv=report(
+            f"{RESULTS}/tables/{{table}}.csv",
+            caption="../report/table_validation.rst",
+            category="Tables",
+            labels={"table": "{table}"},
+        ),
+        md=f"{RESULTS}/tables/{{table}}.md",
+        tex=f"{RESULTS}/tables/{{table}}.tex",
     log:
         f"{RESULTS}/logs/tables/{{table}}.log",
     benchmark:
@@ -91,3 +100,27 @@ rule table_validation:
         **rule_resources("default"),
     script:
         "../workflow_scripts/table_validation.py"
+
+
+rule table_cost:
+    input:
+        unpack(cost_table_inputs),
+    output:
+        csv=report(
+            f"{RESULTS}/tables/cost.csv",
+            caption="../report/table_cost.rst",
+            category="Tables",
+            labels={"table": "cost"},
+        ),
+        md=f"{RESULTS}/tables/cost.md",
+        tex=f"{RESULTS}/tables/cost.tex",
+    log:
+        f"{RESULTS}/logs/tables/cost.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables/cost.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    script:
+        "../workflow_scripts/table_cost.py"

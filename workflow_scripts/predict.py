@@ -5,12 +5,11 @@ from fmdenoise.logs import log_to
 from fmdenoise.predict import predict_dataset
 
 with log_to(snakemake.log[0]), threads(snakemake.threads):
-    ev = snakemake.params.evaluation
     predict_dataset(
         snakemake.params.method,
         snakemake.input.data,
         snakemake.output[0],
         snakemake.params.normalization,
-        tile=ev["tile"],
-        overlap=ev["overlap"],
+        tile=snakemake.params.tile,
+        overlap=snakemake.params.overlap,
     )

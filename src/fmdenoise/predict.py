@@ -4,10 +4,15 @@ Methods: ``raw`` (the noisy input itself), ``provided-<name>`` (the authors' out
 the data), ``bm3d`` (the ``bm3d`` package, noise level estimated on the normalised input), and
 model checkpoints (fine-tuned runs selected on validation, or pretrained weights zero-shot),
 all through the same tiled inference.
+
+Beside the images, ``timing.json`` records the compute time of the method (reading and
+writing excluded), the megapixels processed, the device and, for models, the parameter count:
+the inference side of the cost table.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +24,8 @@ from fmdenoise import device as dev
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.inference import denoise_array
 from fmdenoise.ingest import read_manifest
-from fmdenoise.io import atomic_dir, read_image, write_tiff
+from fmdenoise.io import atomic_dir, read_image, write_json, write_tiff
+from fmdenoise.models import count_parameters
 from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser, estimate_sigma
 from fmdenoise.normalize import denormalize, normalize_percentile
@@ -54,16 +60,18 @@ def predict_dataset(
     test = manifest[manifest["split"] == "test"]
     low_p, high_p = norm["low_percentile"], norm["high_percentile"]
     model = None
+    device_t = dev.resolve(device) if method["kind"] == "model" else torch.device("cpu")
     if method["kind"] == "model":
         net, meta = load_model(method["checkpoint"])
-        device_t = dev.resolve(device)
         model = dev.prepare(
             Denoiser(net, meta["arch"], meta["kwargs"], method.get("noise_level")), device_t
         ).eval()
     names = sorted(test[test["role"] == "low"]["image"])
+    seconds, pixels = 0.0, 0
     with atomic_dir(out_dir) as tmp:
         for name in names:
             low = read_image(data_dir / "test" / "low" / f"{name}.tif")
+            start = time.perf_counter()
             if method["kind"] == "raw":
                 out = low
             elif method["kind"] == "provided":
@@ -77,5 +85,23 @@ def predict_dataset(
                 out = denoise_array(model, low, low=low_p, high=high_p, tile=tile, overlap=overlap)
             else:
                 raise FmdenoiseError(f"unknown method kind {method['kind']!r}")
+            seconds += time.perf_counter() - start
+            pixels += low.size
             write_tiff(tmp / f"{name}.tif", out)
+        write_json(
+            tmp / "timing.json",
+            {
+                "method": dict(method),
+                "images": len(names),
+                "megapixels": pixels / 1e6,
+                "seconds": seconds,
+                "seconds_per_megapixel": seconds / max(pixels / 1e6, 1e-12),
+                "device": str(device_t),
+                "device_type": device_t.type,
+                "threads": torch.get_num_threads(),
+                "tile": tile,
+                "overlap": overlap,
+                "parameters": count_parameters(model) if model is not None else None,
+            },
+        )
     return names

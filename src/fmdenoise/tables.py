@@ -4,6 +4,12 @@
 bootstrap confidence intervals, the metric convention, the training GPU-hours of trained
 methods, and for each fine-tuned model the paired Wilcoxon p-value against the best baseline
 of that dataset (the baseline with the highest mean PSNR).
+
+``hyperparameters``, ``scratch``, ``augmentation``: validation-only views of the training grid.
+
+``cost``: per (dataset, method) the parameter count, the training time of the selected run and
+of the whole (loss x lr) sweep behind it (wall hours and GPU-hours: GPU-hours are 0 on a CPU),
+and the inference time per megapixel on the device that made the predictions.
 """
 
 from __future__ import annotations
@@ -152,6 +158,87 @@ def write_plain_table(table: pd.DataFrame, stem: str | Path, caption: str) -> No
     write_text(stem.with_suffix(".csv"), table.to_csv(index=False))
     shown = table.round(4)
     write_text(stem.with_suffix(".md"), f"{caption}\n\n" + shown.to_markdown(index=False) + "\n")
+    write_text(
+        stem.with_suffix(".tex"),
+        shown.to_latex(index=False, caption=caption, label=f"tab:{stem.name}"),
+    )
+
+
+def cost_table(
+    timing_files: Mapping[tuple[str, str], str | Path],
+    selected_files: Mapping[tuple[str, str], str | Path] | None = None,
+) -> pd.DataFrame:
+    """``timing_files[(method, dataset)]`` -> ``predictions/<method>/<dataset>/timing.json``;
+    ``selected_files[(model, dataset)]`` -> ``selected/<model>/<dataset>.json`` (trained methods).
+
+    The candidates' ``run.json`` files (paths as written in the selection file) give the
+    training times of the selected cell and of the whole sweep.
+    """
+    selected_files = selected_files or {}
+    rows = []
+    for (method, dataset), path in sorted(timing_files.items(), key=lambda kv: kv[0][::-1]):
+        timing = json.loads(Path(path).read_text())
+        row: dict[str, object] = {
+            "dataset": dataset,
+            "method": method,
+            "parameters": timing.get("parameters"),
+            "train_wall_hours": None,
+            "train_gpu_hours": None,
+            "sweep_cells": None,
+            "sweep_wall_hours": None,
+            "sweep_gpu_hours": None,
+            "train_device": None,
+            "inference_s_per_mpx": timing["seconds_per_megapixel"],
+            "inference_device": timing["device_type"],
+        }
+        if (method, dataset) in selected_files:
+            sel = json.loads(Path(selected_files[(method, dataset)]).read_text())
+            runs = {
+                c["run"]: json.loads((Path(c["run"]) / "run.json").read_text())
+                for c in sel["candidates"]
+            }
+            chosen = runs[sel["selected"]["run"]]
+            row.update(
+                parameters=chosen["parameters"],
+                train_wall_hours=chosen["wall_seconds"] / 3600,
+                train_gpu_hours=chosen["gpu_hours"],
+                sweep_cells=len(runs),
+                sweep_wall_hours=sum(r["wall_seconds"] for r in runs.values()) / 3600,
+                sweep_gpu_hours=sum(r["gpu_hours"] for r in runs.values()),
+                train_device=chosen["device_type"],
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_cost_table(table: pd.DataFrame, stem: str | Path, caption: str) -> None:
+    """csv (all numbers), md and tex with hours to 3 significant digits and seconds per Mpx to 2."""
+    stem = Path(stem)
+    write_text(stem.with_suffix(".csv"), table.to_csv(index=False))
+
+    def fmt(value: object, spec: str) -> str:
+        return "" if value is None or pd.isna(value) else format(value, spec)
+
+    shown = pd.DataFrame(
+        {
+            "dataset": table["dataset"],
+            "method": table["method"],
+            "parameters": [fmt(v, ",.0f") for v in table["parameters"]],
+            "train h (selected)": [fmt(v, ".3g") for v in table["train_wall_hours"]],
+            "GPU-h (selected)": [fmt(v, ".3g") for v in table["train_gpu_hours"]],
+            "train h (sweep)": [fmt(v, ".3g") for v in table["sweep_wall_hours"]],
+            "GPU-h (sweep)": [fmt(v, ".3g") for v in table["sweep_gpu_hours"]],
+            "inference s/Mpx": [fmt(v, ".2f") for v in table["inference_s_per_mpx"]],
+            "device (train/infer)": [
+                f"{'-' if t is None or pd.isna(t) else t}/{i}"
+                for t, i in zip(table["train_device"], table["inference_device"], strict=True)
+            ],
+        }
+    )
+    write_text(
+        stem.with_suffix(".md"),
+        f"{caption}\n\n" + shown.to_markdown(index=False, disable_numparse=True) + "\n",
+    )
     write_text(
         stem.with_suffix(".tex"),
         shown.to_latex(index=False, caption=caption, label=f"tab:{stem.name}"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,6 +43,11 @@ def test_predict_and_evaluate_every_method_kind(tmp_path, dataset, kind):
     assert list(metrics["image"]) == names
     assert set(metrics.columns) >= {"psnr", "ssim", "psnr_raw", "ssim_raw", "convention"}
     assert (metrics["convention"] == CONVENTION).all() and np.isfinite(metrics["psnr"]).all()
+    timing = json.loads((tmp_path / "pred" / "timing.json").read_text())
+    assert timing["images"] == 3 and timing["device_type"] == "cpu"
+    assert timing["megapixels"] == pytest.approx(3 * 40 * 40 / 1e6)
+    assert timing["seconds"] >= 0 and timing["seconds_per_megapixel"] >= 0
+    assert (timing["parameters"] is not None and timing["parameters"] > 0) == (kind == "model")
 
 
 def test_raw_prediction_is_the_input(tmp_path, dataset):

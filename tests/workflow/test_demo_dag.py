@@ -213,8 +213,27 @@ def test_demo_trains_every_cell_then_rerun_does_nothing(demo_run, tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
     assert "| True " in (res / "tables" / "hyperparameters.md").read_text()
-    for name in ("scratch", "augmentation"):
-        assert (res / "tables" / f"{name}.csv").stat().st_size > 0
+    for name in ("scratch", "augmentation", "cost"):
+        for ext in ("csv", "md", "tex"):
+            assert (res / "tables" / f"{name}.{ext}").stat().st_size > 0
+    cost = pd.read_csv(res / "tables" / "cost.csv").set_index(["method", "dataset"])
+    assert cost.loc[("drunet", "actin-demo"), "sweep_cells"] == 2
+    assert cost.loc[("drunet", "actin-demo"), "train_device"] == "cpu"
+    assert (cost["inference_s_per_mpx"] >= 0).all() and len(cost) == 10
+    for fig in ("learning_curves", "psnr_vs_cost", "examples/actin-demo"):
+        assert (res / "figures" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG", fig
+    # the Snakemake report gathers every table and figure with its caption
+    snakemake(demo_run, "--report", "report.html", config=config)
+    html = (demo_run / "report.html").read_text()
+    for item in (
+        "main.csv",
+        "cost.csv",
+        "hyperparameters.csv",
+        "learning_curves.png",
+        "psnr_vs_cost.png",
+        "actin-demo.png",
+    ):
+        assert item in html, item
     # the main table is its own target: deleting it reruns only the table job
     table = res / "tables" / "main.md"
     text = table.read_text()

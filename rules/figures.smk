@@ -1,0 +1,71 @@
+# Figures for the paper and the Snakemake report (`snakemake --report report.html`).
+
+
+rule figure_learning_curves:
+    input:
+        study_files,
+    output:
+        report(
+            f"{RESULTS}/figures/learning_curves.png",
+            caption="../report/learning_curves.rst",
+            category="Figures",
+            labels={"figure": "learning curves"},
+        ),
+    log:
+        f"{RESULTS}/logs/figures/learning_curves.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/learning_curves.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    script:
+        "../workflow_scripts/figure_learning_curves.py"
+
+
+rule figure_psnr_vs_cost:
+    input:
+        main=f"{RESULTS}/tables/main.csv",
+        cost=f"{RESULTS}/tables/cost.csv",
+    output:
+        report(
+            f"{RESULTS}/figures/psnr_vs_cost.png",
+            caption="../report/psnr_vs_cost.rst",
+            category="Figures",
+            labels={"figure": "PSNR vs cost"},
+        ),
+    log:
+        f"{RESULTS}/logs/figures/psnr_vs_cost.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/psnr_vs_cost.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    script:
+        "../workflow_scripts/figure_psnr_vs_cost.py"
+
+
+rule figure_examples:
+    input:
+        unpack(example_inputs),
+    output:
+        report(
+            f"{RESULTS}/figures/examples/{{dataset}}.png",
+            caption="../report/examples.rst",
+            category="Figures",
+            subcategory="Example crops",
+            labels={"figure": "example crops", "dataset": "{dataset}"},
+        ),
+    log:
+        f"{RESULTS}/logs/figures/examples/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/examples/{{dataset}}.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    params:
+        crop=config["evaluation"]["crop"],
+    script:
+        "../workflow_scripts/figure_examples.py"

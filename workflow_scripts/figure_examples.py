@@ -1,0 +1,10 @@
+"""Adapter: rule figure_examples -> fmdenoise.figures.example_crops."""
+
+from pathlib import Path
+
+from fmdenoise.figures import example_crops
+from fmdenoise.logs import log_to
+
+with log_to(snakemake.log[0]):
+    predictions = {Path(d).parent.name: d for d in snakemake.input.predictions}
+    example_crops(snakemake.input.data, predictions, snakemake.output[0], snakemake.params.crop)

@@ -1,0 +1,7 @@
+"""Adapter: rule figure_psnr_vs_cost -> fmdenoise.figures.psnr_vs_cost."""
+
+from fmdenoise.figures import psnr_vs_cost
+from fmdenoise.logs import log_to
+
+with log_to(snakemake.log[0]):
+    psnr_vs_cost(snakemake.input.main, snakemake.input.cost, snakemake.output[0])
