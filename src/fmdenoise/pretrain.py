@@ -113,7 +113,7 @@ def pretrain(
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             if step % max(1, steps // 10) == 0 or step == steps:
                 log.info(
                     "%s pretrain step %d/%d  L1 %.4f  %.1fs",

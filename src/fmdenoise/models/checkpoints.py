@@ -34,6 +34,11 @@ def read_checkpoint(path: str | Path) -> Any:
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint file not found")
+    with p.open("rb") as fh:
+        head = fh.read(2)
+    # torch.save writes a zip archive ("PK"); the legacy format starts with a pickle opcode
+    if head != b"PK" and head[:1] != b"\x80":
+        raise CheckpointError(f"{p}: not a PyTorch checkpoint (neither a zip nor a pickle file)")
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
