@@ -4,7 +4,7 @@
 
 from snakemake.utils import min_version, validate
 
-from fmdenoise.config import check_config, schema_path
+from fmdenoise.config import check_config, check_output_folder, schema_path
 
 min_version("9.0")
 
@@ -20,6 +20,7 @@ if not config:
 
 validate(config, schema=str(schema_path()))
 check_config(config, source="config")
+check_output_folder(config["results"])
 
 
 include: "rules/common.smk"

@@ -59,11 +59,23 @@ def resource(rule_name, key):
     return chosen.get(key, res["default"][key])
 
 
+def retries(rule_name, default):
+    """Resubmissions of a failed job: config ``resources.<rule>.retries`` or ``default``."""
+    value = (config["resources"].get(rule_name) or {}).get("retries")
+    return default if value is None else value
+
+
 def rule_resources(rule_name):
-    return dict(
+    """mem_mb and runtime of a rule, plus its SLURM partition/extra arguments when set
+    (otherwise the profile's default-resources or the cluster's default apply)."""
+    res = dict(
         mem_mb=resource(rule_name, "mem_mb"),
         runtime=resource(rule_name, "runtime"),
     )
+    for key in ("slurm_partition", "slurm_extra"):
+        if resource(rule_name, key):
+            res[key] = resource(rule_name, key)
+    return res
 
 
 def download_local_input(wildcards):
@@ -212,6 +224,8 @@ def train_resources():
     res = rule_resources("train")
     if resource("train", "gpu") > 0:
         res["gpu"] = resource("train", "gpu")
+        if resource("train", "gpu_model"):
+            res["gpu_model"] = resource("train", "gpu_model")
     return res
 
 
@@ -248,7 +262,11 @@ def predict_inputs(wildcards):
     return inputs
 
 
-def method_spec(wildcards, input):
+def method_spec(wildcards):
+    """What ``predict`` runs. Models get their checkpoint from ``input.checkpoint`` in the
+    script: params must not depend on input, because the input of a fine-tuned model comes
+    from the ``select`` checkpoint, which a job submitted alone (SLURM) resolves only after
+    Snakemake has evaluated the params."""
     m = wildcards.method
     if m == "raw" or m == "bm3d":
         return {"kind": m}
@@ -256,11 +274,7 @@ def method_spec(wildcards, input):
         return {"kind": "provided", "name": m.removeprefix("provided-")}
     model = m.removesuffix("-zeroshot")
     noise = config["models"][model].get("noise_level", {})
-    return {
-        "kind": "model",
-        "checkpoint": input.checkpoint,
-        "noise_level": canonical(noise),
-    }
+    return {"kind": "model", "noise_level": canonical(noise)}
 
 
 def main_table_inputs(wildcards):
@@ -268,26 +282,17 @@ def main_table_inputs(wildcards):
         f"{RESULTS}/metrics/{m}/{d}.csv" for d in config["datasets"] for m in methods(d)
     ]
     runs = [
-        f"{run['run']}/run.json" for run in selected_runs(config["datasets"]).values()
+        f"{selected_run(m, d)['run']}/run.json"
+        for d in config["datasets"]
+        for m in config["models"]
     ]
     return {"metrics": metrics, "runs": runs}
-
-
-def selected_runs(datasets):
-    """The selected run of every model on ``datasets``.
-
-    Called first by every input function that (through ``predict``) depends on the
-    ``select`` checkpoint: it makes Snakemake resolve the checkpoints before it creates the
-    predict jobs, whose params need the selected checkpoint's path.
-    """
-    return {(m, d): selected_run(m, d) for m in config["models"] for d in datasets}
 
 
 def cost_table_inputs(wildcards):
     """Predictions (their ``timing.json``) of every method, and the selection files and
     sweep runs of every trained model."""
     datasets = config["datasets"]
-    selected_runs(datasets)
     return {
         "predictions": [
             f"{RESULTS}/predictions/{m}/{d}" for d in datasets for m in methods(d)
@@ -316,7 +321,6 @@ def study_files(wildcards):
 
 def example_inputs(wildcards):
     d = wildcards.dataset
-    selected_runs([d])
     return {
         "data": f"{RESULTS}/data/{d}",
         "predictions": [

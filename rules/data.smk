@@ -28,7 +28,7 @@ rule download:
         f"{RESULTS}/logs/download/{{archive}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/download/{{archive}}.tsv"
-    retries: 1
+    retries: retries("download", 1)
     conda:
         "../envs/fmdenoise.yaml"
     resources:

@@ -13,7 +13,7 @@ rule train:
         f"{RESULTS}/logs/train/{RUN}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{RUN}.tsv"
-    retries: 2
+    retries: retries("train", 2)
     conda:
         "../envs/fmdenoise.yaml"
     threads: resource("train", "cpus")

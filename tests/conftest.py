@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +25,9 @@ class Server:
     """A tiny file server whose behaviour per path is set by the test.
 
     ``routes[path] = (payload, mode)`` with mode one of: ``ok`` (Range honoured), ``norange``
-    (Range ignored), ``truncate_once`` (first response cut in half), ``fail:N`` (N x HTTP 500
-    first), ``status:CODE``. ``requests`` records (path, Range header) of every request.
+    (Range ignored), ``truncate_once`` (first response cut in half), ``truncate`` (every
+    response cut in half), ``fail:N`` (N x HTTP 500 first), ``status:CODE``, ``sleep:S`` (no
+    answer for S seconds). ``requests`` records (path, Range header) of every request.
     """
 
     def __init__(self) -> None:
@@ -45,6 +47,9 @@ class Server:
                     self.send_error(404)
                     return
                 payload, mode = server.routes[self.path]
+                if mode.startswith("sleep:"):
+                    time.sleep(float(mode.split(":")[1]))
+                    return
                 if mode.startswith("status:"):
                     self.send_error(int(mode.split(":")[1]))
                     return
@@ -63,7 +68,7 @@ class Server:
                         "Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}"
                     )
                 self.end_headers()
-                if mode == "truncate_once" and n == 1:
+                if mode == "truncate" or (mode == "truncate_once" and n == 1):
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
@@ -87,3 +92,16 @@ def http_server() -> Iterator[Server]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def reduced_demo(tmp_path_factory) -> tuple[Path, Path, str]:
+    """The reduced demo (one dataset, 20 steps) run to the end locally with ``--cores 2``:
+    ``(workdir, config, snakemake output)``. The workflow tests check it; the SLURM tests
+    compare their results with it."""
+    from .helpers import reduced_demo_config, snakemake
+
+    work = tmp_path_factory.mktemp("reduced")
+    config = reduced_demo_config(work / "reduced.yaml")
+    proc = snakemake(work, config=config)
+    return work, config, proc.stdout + proc.stderr

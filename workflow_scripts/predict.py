@@ -5,8 +5,11 @@ from fmdenoise.logs import log_to
 from fmdenoise.predict import predict_dataset
 
 with log_to(snakemake.log[0]), threads(snakemake.threads):
+    method = dict(snakemake.params.method)
+    if method["kind"] == "model":
+        method["checkpoint"] = snakemake.input.checkpoint
     predict_dataset(
-        snakemake.params.method,
+        method,
         snakemake.input.data,
         snakemake.output[0],
         snakemake.params.normalization,

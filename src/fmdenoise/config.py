@@ -9,6 +9,7 @@ Every error names the offending key as a dotted path.
 from __future__ import annotations
 
 import copy
+import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def check_output_folder(results: str | Path, source: str = "config") -> None:
+    """The ``results`` folder can be created and written (checked on its nearest existing
+    ancestor with a temporary file, so a dry run creates nothing that stays)."""
+    path = Path(results).absolute()
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{source}: results: {results!r}: {ancestor} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{source}: results: {results!r} is not writable ({ancestor}: {exc.strerror})"
+        ) from exc

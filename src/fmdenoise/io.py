@@ -8,6 +8,7 @@ complete, so a killed job never leaves a file that looks finished.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -20,13 +21,42 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from fmdenoise.errors import ImageError
+from fmdenoise.errors import FmdenoiseError, ImageError
 
 PathLike = str | os.PathLike[str]
 
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+#: errno values that mean "the disk (or quota) is full"
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+class DiskFullError(FmdenoiseError):
+    """No space left while writing an output (nothing was left under its final name)."""
+
+
+def _is_disk_full(exc: OSError) -> bool:
+    """ENOSPC/EDQUOT, or a short write without errno (numpy's ``tofile``, used by tifffile,
+    reports a full disk as "N requested and M written")."""
+    return exc.errno in _DISK_FULL or (
+        exc.errno is None and "requested and" in str(exc) and "written" in str(exc)
+    )
+
+
+@contextlib.contextmanager
+def _disk_full_named(final: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if _is_disk_full(exc):
+            raise DiskFullError(
+                f"{final}: no space left on device while writing it ({exc.strerror or exc}); "
+                "nothing was written under this name. Free space (or move 'results'), rerun."
+            ) from exc
+        raise
 
 
 @contextlib.contextmanager
@@ -36,13 +66,14 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     On any exception the temporary file is removed and ``path`` is left untouched.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(final)
     try:
-        yield tmp
-        os.replace(tmp, final)
+        with _disk_full_named(final):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            yield tmp
+            os.replace(tmp, final)
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             tmp.unlink()
 
 
@@ -50,11 +81,12 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
 def atomic_dir(path: PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` if the block succeeds."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(final)
-    tmp.mkdir()
     try:
-        yield tmp
+        with _disk_full_named(final):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            yield tmp
         if final.exists():
             old = _tmp_name(final)
             os.replace(final, old)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,41 +14,9 @@ from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser
 from fmdenoise.pretrain import held_out_gain
 
-from ..conftest import ROOT
+from ..helpers import DEMO, ROOT, job_counts, snakemake
 
-DEMO = ROOT / "demo" / "config.yaml"
 DATASETS = ("actin-demo", "mito-demo", "nucleus-demo")
-
-
-def snakemake(workdir: Path, *args: str, config: Path = DEMO, check: bool = True):
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(config),
-        "--cores",
-        "2",
-        *args,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
-        )
-    return proc
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a snakemake run as {rule: count}."""
-    table = output.split("Job stats:")[-1]
-    return {
-        m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"
-    }
 
 
 @pytest.fixture(scope="module")
@@ -178,19 +144,14 @@ def test_official_checkpoints_downloaded_and_converted(http_server, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.workflow
-def test_demo_trains_every_cell_then_rerun_does_nothing(demo_run, tmp_path):
+def test_demo_trains_every_cell_then_rerun_does_nothing(reduced_demo):
     """The train stage of the demo on one dataset: main sweep, selection, studies."""
     import json
 
     import pandas as pd
 
-    cfg = yaml.safe_load(DEMO.read_text())
-    cfg["datasets"] = {"actin-demo": cfg["datasets"]["actin-demo"]}
-    cfg["training"].update(steps=20, val_every=10, checkpoint_every=10)
-    config = tmp_path / "train.yaml"
-    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    proc = snakemake(demo_run, config=config)
-    counts = job_counts(proc.stdout + proc.stderr)
+    demo_run, config, output = reduced_demo
+    counts = job_counts(output)
     assert counts["train"] == 8 and counts["select"] == 4  # known before selection ran
     res = demo_run / "results" / "demo"
     # 4 models x 2 losses (main sweep) + 3 fine-tuned models x (scratch + rot) studies

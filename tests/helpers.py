@@ -1,0 +1,83 @@
+"""Helpers shared by the workflow, SLURM and fault tests: running snakemake on the demo."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "demo" / "config.yaml"
+
+
+def snakemake(
+    workdir: Path,
+    *args: str,
+    config: Path = DEMO,
+    check: bool = True,
+    cores: bool = True,
+    timeout: float = 1500,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m snakemake`` on the project's Snakefile in ``workdir``."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        *(["--cores", "2"] if cores else []),
+        *args,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a snakemake run as {rule: count}."""
+    table = output.split("Job stats:")[-1]
+    return {
+        m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"
+    }
+
+
+def reduced_demo_config(path: Path, **training: object) -> Path:
+    """The demo restricted to one dataset (actin-demo) and 20 training steps: every rule of
+    the DAG, in a couple of minutes."""
+    cfg = yaml.safe_load(DEMO.read_text())
+    cfg["datasets"] = {"actin-demo": cfg["datasets"]["actin-demo"]}
+    cfg["training"].update(steps=20, val_every=10, checkpoint_every=10)
+    cfg["training"].update(training)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def prepare(local: Path, work: Path) -> None:
+    """A workdir holding a finished run's data, patches and pretrained weights (copied with
+    their times, so Snakemake sees them as up to date)."""
+    import shutil
+
+    for sub in ("synthetic", "downloads", "sources", "data", "patches", "pretrained"):
+        shutil.copytree(local / "results" / "demo" / sub, work / "results" / "demo" / sub)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder``, by relative path."""
+    import hashlib
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# A throwaway one-node SLURM cluster (slurmctld + slurmd + munge) on this machine, for the
+# project's SLURM tests and CI. The node advertises one fake GPU (gres with File=/dev/null):
+# jobs that ask for --gpus=1 schedule and run on the CPU.
+#
+#   tests/slurm/cluster.sh start    install slurm-wlm/munge if missing (apt, needs root), start
+#   tests/slurm/cluster.sh stop     stop the daemons started by `start`
+#   tests/slurm/cluster.sh status   sinfo of the running cluster
+#
+# State, spool, logs and the generated slurm.conf live in $FMDENOISE_SLURM_DIR
+# (default /tmp/fmdenoise-slurm); `start` prints `export SLURM_CONF=...`.
+set -euo pipefail
+
+DIR=${FMDENOISE_SLURM_DIR:-/tmp/fmdenoise-slurm}
+CONF=$DIR/slurm.conf
+HOST=$(hostname -s)
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+install() {
+    if command -v slurmctld >/dev/null && command -v munged >/dev/null; then return; fi
+    [ "$(id -u)" = 0 ] || die "slurm-wlm/munge missing and not root: install them (apt-get install slurm-wlm munge)"
+    command -v apt-get >/dev/null || die "slurm-wlm/munge missing and no apt-get: install them by hand"
+    echo "cluster.sh: installing slurm-wlm and munge" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
+}
+
+start_munge() {
+    if pgrep -x munged >/dev/null; then return; fi
+    mkdir -p /run/munge /var/log/munge /var/lib/munge
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge
+    [ -f /etc/munge/munge.key ] || die "/etc/munge/munge.key missing (reinstall munge)"
+    su -s /bin/sh munge -c /usr/sbin/munged
+}
+
+write_conf() {
+    mkdir -p "$DIR"/{state,spool,log,run}
+    chown -R slurm:slurm "$DIR"
+    local cpus mem
+    cpus=$(nproc)
+    mem=$(( $(awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo) * 8 / 10 ))
+    cat >"$CONF" <<CONF
+ClusterName=local
+SlurmctldHost=$HOST
+SlurmUser=slurm
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/run/slurmctld.pid
+SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+ReturnToService=2
+GresTypes=gpu
+DefMemPerCPU=1024
+KillWait=10
+NodeName=$HOST CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+CONF
+    echo "NodeName=$HOST Name=gpu File=/dev/null" >"$DIR/gres.conf"
+    # srun inside a job step reads the default path, not SLURM_CONF: point it at ours
+    mkdir -p /etc/slurm
+    if [ -e /etc/slurm/slurm.conf ] && [ ! -L /etc/slurm/slurm.conf ]; then
+        die "/etc/slurm/slurm.conf exists (a real cluster?): not touching it"
+    fi
+    ln -sfn "$CONF" /etc/slurm/slurm.conf
+}
+
+start() {
+    install
+    if [ -f "$DIR/run/slurmctld.pid" ] && kill -0 "$(cat "$DIR/run/slurmctld.pid")" 2>/dev/null; then
+        echo "cluster.sh: already running ($CONF)" >&2
+    else
+        start_munge
+        write_conf
+        slurmctld -f "$CONF"
+        slurmd -f "$CONF"
+    fi
+    for _ in $(seq 60); do
+        if SLURM_CONF=$CONF sinfo -h -o %t 2>/dev/null | grep -q idle; then
+            echo "export SLURM_CONF=$CONF"
+            return 0
+        fi
+        sleep 1
+    done
+    SLURM_CONF=$CONF sinfo >&2 || true
+    tail -20 "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log" >&2 || true
+    die "the node did not become idle within 60 s (logs above)"
+}
+
+stop() {
+    for d in slurmd slurmctld; do
+        local pidfile=$DIR/run/$d.pid
+        if [ -f "$pidfile" ]; then
+            kill "$(cat "$pidfile")" 2>/dev/null || true
+        fi
+    done
+    for _ in $(seq 20); do
+        pgrep -f "slurm(ctld|d) -f $CONF" >/dev/null || break
+        sleep 0.5
+    done
+    if [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$CONF" ]; then
+        rm -f /etc/slurm/slurm.conf
+    fi
+    rm -rf "$DIR"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) SLURM_CONF=$CONF sinfo ;;
+    *) die "usage: $0 start|stop|status" ;;
+esac
