@@ -13,17 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo" / "config.yaml"
 
 
-def snakemake(
-    workdir: Path,
-    *args: str,
-    config: Path = DEMO,
-    check: bool = True,
-    cores: bool = True,
-    timeout: float = 1500,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """``python -m snakemake`` on the project's Snakefile in ``workdir``."""
-    cmd = [
+def snakemake_cmd(workdir: Path, config: Path, *args: str, cores: bool = True) -> list[str]:
+    """The command line of ``python -m snakemake`` on the project's Snakefile in ``workdir``
+    (``--cores 2`` unless ``cores`` is false, e.g. with an executor profile)."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -36,6 +29,19 @@ def snakemake(
         *(["--cores", "2"] if cores else []),
         *args,
     ]
+
+
+def snakemake(
+    workdir: Path,
+    *args: str,
+    config: Path = DEMO,
+    check: bool = True,
+    cores: bool = True,
+    timeout: float = 1500,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run snakemake (:func:`snakemake_cmd`); raise with its output if it fails."""
+    cmd = snakemake_cmd(workdir, config, *args, cores=cores)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(

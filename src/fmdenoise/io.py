@@ -2,13 +2,15 @@
 
 Every file the workflow produces goes through :func:`atomic_path` or :func:`atomic_dir`: the
 content is written under a temporary name in the same folder and renamed into place only when
-complete, so a killed job never leaves a file that looks finished.
+complete, so a killed job never leaves a file that looks finished. The next writer of the same
+output removes temporaries a killed one left; a full disk is one :class:`DiskFullError`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -28,6 +30,18 @@ PathLike = str | os.PathLike[str]
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def _prepare_folder(final: Path) -> None:
+    """Create ``final``'s folder and remove temporaries of ``final`` left by a killed writer
+    (SIGKILL skips cleanup). Only one job writes a given output, so they are stale."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.parent.is_dir():
+        for stale in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 #: errno values that mean "the disk (or quota) is full"
@@ -69,7 +83,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp = _tmp_name(final)
     try:
         with _disk_full_named(final):
-            final.parent.mkdir(parents=True, exist_ok=True)
+            _prepare_folder(final)
             yield tmp
             os.replace(tmp, final)
     finally:
@@ -84,7 +98,7 @@ def atomic_dir(path: PathLike) -> Iterator[Path]:
     tmp = _tmp_name(final)
     try:
         with _disk_full_named(final):
-            final.parent.mkdir(parents=True, exist_ok=True)
+            _prepare_folder(final)
             tmp.mkdir()
             yield tmp
         if final.exists():

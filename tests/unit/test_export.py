@@ -16,23 +16,9 @@ from fmdenoise.export import export_bioimageio, validate_package
 from fmdenoise.models import build
 from fmdenoise.models.checkpoints import save_model
 
-SMALL = {
-    "drunet": {"in_nc": 2, "out_nc": 1, "nc": [8, 16, 32, 64], "nb": 1},
-    "restormer": {
-        "dim": 8,
-        "num_blocks": [1, 1, 1, 1],
-        "num_refinement_blocks": 1,
-        "heads": [1, 1, 1, 1],
-    },
-    "kbnet": {
-        "img_channel": 1,
-        "width": 8,
-        "middle_blk_num": 1,
-        "enc_blk_nums": [1, 1, 1, 1],
-        "dec_blk_nums": [1, 1, 1, 1],
-    },
-    "care_unet": {"unet_n_first": 4},
-}
+from .test_models import SMALL as MODELS_SMALL
+
+SMALL = {**MODELS_SMALL, "care_unet": {"unet_n_first": 4}}
 
 
 def checkpoint(tmp_path, arch):

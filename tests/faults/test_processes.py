@@ -1,0 +1,168 @@
+"""SIGKILL in the middle of a training, prediction and table job, and two snakemake runs on
+one folder. After a kill, ``snakemake --unlock`` and a rerun give the results of an
+uninterrupted run; no file that looks finished is ever corrupt."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import torch
+import yaml
+
+from ..helpers import prepare, reduced_demo_config, snakemake, snakemake_cmd
+
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
+CELL = "results/demo/runs/drunet/actin-demo/mae/lr0.001/pretrained/none/seed0"
+LONG = {"steps": 300, "val_every": 100, "checkpoint_every": 10}
+
+
+def start(work: Path, config: Path, *targets: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        snakemake_cmd(work, config, *targets),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], what: str) -> None:
+    """SIGKILL snakemake and its jobs (the whole process group) once ``ready()``."""
+    end = time.monotonic() + 600
+    while not ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"finished before {what}:\n{proc.stdout.read()[-3000:]}")
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+def running(script: str) -> bool:
+    """A job process of ``script`` (snakemake's copy ``.snakemake/scripts/tmp*.<script>``)."""
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return any(f".{script}" in line and ".snakemake/scripts" in line for line in out.splitlines())
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def long_cell(reduced_demo, tmp_path_factory) -> tuple[Path, Path]:
+    """The 300-step cell trained without interruption: (workdir, config)."""
+    work = tmp_path_factory.mktemp("long_ref")
+    prepare(reduced_demo[0], work)
+    config = reduced_demo_config(work / "long.yaml", **LONG)
+    snakemake(work, f"{CELL}/model.pt", config=config)
+    return work, config
+
+
+def test_sigkill_during_training(reduced_demo, long_cell, tmp_path, guard):
+    ref, config = long_cell
+    work = tmp_path / "w"
+    prepare(reduced_demo[0], work)
+    guard.watch(work / "results")
+    proc = start(work, config, f"{CELL}/model.pt")
+    run = work / CELL
+    kill_when(proc, lambda: (run / "last.pt").exists() and running("train.py"), "last.pt")
+    assert not (run / "model.pt").exists()  # killed mid-job
+    snakemake(work, "--unlock", config=config)
+    out = snakemake(work, f"{CELL}/model.pt", config=config)
+    assert (
+        "resuming from"
+        in (work / "results/demo/logs/train" / CELL.split("runs/")[1])
+        .with_suffix(".log")
+        .read_text()
+    ), out.stdout[-2000:]
+    a, b = weights(ref / CELL / "model.pt"), weights(run / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same weights as never interrupted
+    guard.check(rewritten=[])
+
+
+def full_copy(local: Path, work: Path) -> None:
+    shutil.copytree(local / "results", work / "results")
+
+
+def test_sigkill_during_prediction(reduced_demo, tmp_path, guard):
+    local, config, _ = reduced_demo
+    work = tmp_path / "w"
+    full_copy(local, work)
+    pred = work / "results/demo/predictions/bm3d/actin-demo"
+    shutil.rmtree(pred)
+    for derived in ("metrics/bm3d/actin-demo.csv", "tables/main.csv", "tables/main.md"):
+        (work / "results/demo" / derived).unlink(missing_ok=True)
+    guard.watch(work / "results")
+    proc = start(work, config, "results/demo/tables/main.csv")
+
+    def partly_written() -> bool:
+        tmp = list(pred.parent.glob(".actin-demo.tmp-*/*.tif"))
+        return bool(tmp) and running("predict.py")
+
+    kill_when(proc, partly_written, "a half-written prediction folder")
+    assert not pred.exists() and list(pred.parent.glob(".actin-demo.tmp-*"))
+    snakemake(work, "--unlock", config=config)
+    snakemake(work, "results/demo/tables/main.csv", config=config)
+    ref = local / "results/demo/predictions/bm3d/actin-demo"
+    for tif in sorted(ref.glob("*.tif")):
+        np.testing.assert_array_equal(tifffile.imread(tif), tifffile.imread(pred / tif.name))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(local / "results/demo/tables/main.csv"),
+        pd.read_csv(work / "results/demo/tables/main.csv"),
+    )
+    guard.check(rewritten=["demo/tables/main.csv"])
+
+
+def test_sigkill_during_table_job(reduced_demo, tmp_path, guard):
+    local, config, _ = reduced_demo
+    work = tmp_path / "w"
+    full_copy(local, work)
+    for ext in ("csv", "md", "tex"):
+        (work / f"results/demo/tables/main.{ext}").unlink(missing_ok=True)
+    guard.watch(work / "results")
+    proc = start(work, config, "results/demo/tables/main.md")
+    kill_when(proc, lambda: running("table_main.py"), "the table job")
+    assert not (work / "results/demo/tables/main.md").exists()
+    snakemake(work, "--unlock", config=config)
+    again = snakemake(work, "results/demo/tables/main.md", config=config)
+    assert "table_main" in again.stdout + again.stderr
+    pd.testing.assert_frame_equal(
+        pd.read_csv(local / "results/demo/tables/main.csv"),
+        pd.read_csv(work / "results/demo/tables/main.csv"),
+    )
+    guard.check()
+
+
+def test_second_snakemake_on_the_same_folder_is_refused(reduced_demo, long_cell, tmp_path, guard):
+    _, config = long_cell
+    work = tmp_path / "w"
+    prepare(reduced_demo[0], work)
+    proc = start(work, config, f"{CELL}/model.pt")
+    try:
+        deadline = time.monotonic() + 300
+        while not running("train.py") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        guard.watch(work / "results/demo/data")
+        second = snakemake(work, "results/demo/tables/main.md", config=config, check=False)
+        assert second.returncode != 0
+        assert "cannot be locked" in second.stdout + second.stderr
+        out, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, out[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert (work / CELL / "model.pt").exists()
+    guard.check()
+    yaml.safe_load((work / CELL / "run.json").read_text())
