@@ -150,6 +150,16 @@ def validate_package(path: str | Path) -> Any:
     return descr.validation_summary
 
 
+def _image_axes(bio: Any, space_axis: Any) -> list[Any]:
+    """(batch, channel "gray", y, x) with ``space_axis(axis_id)`` for y and x."""
+    return [
+        bio.BatchAxis(),
+        bio.ChannelAxis(channel_names=[bio.Identifier("gray")]),
+        space_axis(bio.AxisId("y")),
+        space_axis(bio.AxisId("x")),
+    ]
+
+
 def _describe(
     bio: Any, tmp: Path, name: str, arch_name: str, author: str, low: float, high: float
 ) -> Any:
@@ -170,12 +180,7 @@ def _describe(
             bio.InputTensorDescr(
                 id=bio.TensorId("input"),
                 description="noisy image, any intensity scale",
-                axes=[
-                    bio.BatchAxis(),
-                    bio.ChannelAxis(channel_names=[bio.Identifier("gray")]),
-                    bio.SpaceInputAxis(id=bio.AxisId("y"), size=space),
-                    bio.SpaceInputAxis(id=bio.AxisId("x"), size=space),
-                ],
+                axes=_image_axes(bio, lambda axis: bio.SpaceInputAxis(id=axis, size=space)),
                 test_tensor=bio.FileDescr(source=tmp / "test_input.npy"),
                 data=bio.IntervalOrRatioDataDescr(type="float32"),
                 preprocessing=[
@@ -194,22 +199,13 @@ def _describe(
             bio.OutputTensorDescr(
                 id=bio.TensorId("output"),
                 description="denoised image on the input's percentile-normalised scale",
-                axes=[
-                    bio.BatchAxis(),
-                    bio.ChannelAxis(channel_names=[bio.Identifier("gray")]),
-                    bio.SpaceOutputAxis(
-                        id=bio.AxisId("y"),
-                        size=bio.SizeReference(
-                            tensor_id=bio.TensorId("input"), axis_id=bio.AxisId("y")
-                        ),
+                axes=_image_axes(
+                    bio,
+                    lambda axis: bio.SpaceOutputAxis(
+                        id=axis,
+                        size=bio.SizeReference(tensor_id=bio.TensorId("input"), axis_id=axis),
                     ),
-                    bio.SpaceOutputAxis(
-                        id=bio.AxisId("x"),
-                        size=bio.SizeReference(
-                            tensor_id=bio.TensorId("input"), axis_id=bio.AxisId("x")
-                        ),
-                    ),
-                ],
+                ),
                 test_tensor=bio.FileDescr(source=tmp / "test_output.npy"),
                 data=bio.IntervalOrRatioDataDescr(type="float32"),
             )

@@ -10,6 +10,7 @@ parse). At the end of the session the suite prints
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import tarfile
@@ -60,14 +61,17 @@ class Guard:
         self.folders[folder] = digests(folder) if folder.exists() else {}
 
     def check(self, rewritten: Iterable[str] = ()) -> None:
-        rewritten = set(rewritten)
+        """``rewritten``: glob patterns (relative to the watched folder) of files a rerun
+        writes anew by design (its outputs, logs and benchmark records)."""
+        patterns = list(rewritten)
         for folder, before in self.folders.items():
             if not folder.exists():
                 self.lost += [f"{folder}/{k} (folder gone)" for k in before]
                 continue
             after = digests(folder)
             for rel, digest in before.items():
-                if rel not in rewritten and after.get(rel) != digest:
+                redone = any(fnmatch.fnmatch(rel, pattern) for pattern in patterns)
+                if not redone and after.get(rel) != digest:
                     self.lost.append(f"{folder}/{rel}: changed or removed")
             for path in folder.rglob("*"):
                 if TMP.match(path.name):

@@ -25,6 +25,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
 CELL = "results/demo/runs/drunet/actin-demo/mae/lr0.001/pretrained/none/seed0"
 LONG = {"steps": 300, "val_every": 100, "checkpoint_every": 10}
+#: what a rerun job writes anew besides its outputs: its log and benchmark record
+RERUN_RECORDS = ("demo/logs/*", "demo/benchmarks/*")
 
 
 def start(work: Path, config: Path, *targets: str) -> subprocess.Popen:
@@ -52,8 +54,14 @@ def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], what: str) -> N
 
 def running(script: str) -> bool:
     """A job process of ``script`` (snakemake's copy ``.snakemake/scripts/tmp*.<script>``)."""
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return any(f".{script}" in line and ".snakemake/scripts" in line for line in out.splitlines())
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        if any(a.endswith(f".{script}".encode()) and b".snakemake/scripts" in a for a in args):
+            return True
+    return False
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -116,13 +124,15 @@ def test_sigkill_during_prediction(reduced_demo, tmp_path, guard):
     snakemake(work, "--unlock", config=config)
     snakemake(work, "results/demo/tables/main.csv", config=config)
     ref = local / "results/demo/predictions/bm3d/actin-demo"
-    for tif in sorted(ref.glob("*.tif")):
-        np.testing.assert_array_equal(tifffile.imread(tif), tifffile.imread(pred / tif.name))
+    for tif in sorted(ref.glob("*.tif")):  # BM3D itself is reproducible to float32 rounding
+        np.testing.assert_allclose(
+            tifffile.imread(pred / tif.name), tifffile.imread(tif), rtol=1e-6
+        )
     pd.testing.assert_frame_equal(
         pd.read_csv(local / "results/demo/tables/main.csv"),
         pd.read_csv(work / "results/demo/tables/main.csv"),
     )
-    guard.check(rewritten=["demo/tables/main.csv"])
+    guard.check(rewritten=RERUN_RECORDS)
 
 
 def test_sigkill_during_table_job(reduced_demo, tmp_path, guard):
@@ -142,7 +152,7 @@ def test_sigkill_during_table_job(reduced_demo, tmp_path, guard):
         pd.read_csv(local / "results/demo/tables/main.csv"),
         pd.read_csv(work / "results/demo/tables/main.csv"),
     )
-    guard.check()
+    guard.check(rewritten=RERUN_RECORDS)
 
 
 def test_second_snakemake_on_the_same_folder_is_refused(reduced_demo, long_cell, tmp_path, guard):
@@ -152,7 +162,8 @@ def test_second_snakemake_on_the_same_folder_is_refused(reduced_demo, long_cell,
     proc = start(work, config, f"{CELL}/model.pt")
     try:
         deadline = time.monotonic() + 300
-        while not running("train.py") and time.monotonic() < deadline:
+        while not running("train.py"):
+            assert time.monotonic() < deadline and proc.poll() is None, "train job never seen"
             time.sleep(0.05)
         guard.watch(work / "results/demo/data")
         second = snakemake(work, "results/demo/tables/main.md", config=config, check=False)
