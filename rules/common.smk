@@ -277,16 +277,21 @@ def method_spec(wildcards):
     return {"kind": "model", "noise_level": canonical(noise)}
 
 
-def main_table_inputs(wildcards):
-    metrics = [
+def all_metrics(wildcards):
+    """Per-image metrics of every method (no checkpoint needed: kept apart from the selected
+    runs so that the metric jobs enter the DAG at once, next to their predict jobs)."""
+    return [
         f"{RESULTS}/metrics/{m}/{d}.csv" for d in config["datasets"] for m in methods(d)
     ]
-    runs = [
+
+
+def selected_run_files(wildcards):
+    """run.json of the cell selected on validation, per model and dataset (checkpoint)."""
+    return [
         f"{selected_run(m, d)['run']}/run.json"
         for d in config["datasets"]
         for m in config["models"]
     ]
-    return {"metrics": metrics, "runs": runs}
 
 
 def cost_table_inputs(wildcards):

@@ -46,7 +46,8 @@ rule metrics:
 
 rule table_main:
     input:
-        unpack(main_table_inputs),
+        metrics=all_metrics,
+        runs=selected_run_files,
     output:
         csv=report(
             f"{RESULTS}/tables/main.csv",

@@ -80,12 +80,10 @@ def test_demo_through_slurm_matches_local_run(reduced_demo, slurm_env, tmp_path)
     for job in sorted(jobs)[-3:]:  # finished jobs stay known to slurmctld for MinJobAge
         info = scontrol(slurm_env, job)
         assert "JobState=COMPLETED" in info and re.search(r"gres[:/]gpu[:=]1", info), info
-    # predict and metrics go as group jobs ("evaluate"), never as rule jobs of their own
+    # each metric job rides along with the prediction it scores: 10 submissions for 20 jobs
     logs = work / ".snakemake" / "slurm_logs"
-    groups = [p for g in logs.glob("group_evaluate*") for p in g.rglob("*.log")]
-    assert groups and not (logs / "rule_metrics").exists() and not (logs / "rule_predict").exists()
-    assert len(groups) <= 20  # 10 predict + 10 metrics jobs
-    # the same tables as the local --cores run, to the last digit
+    assert sorted(p.name for p in logs.glob("group_*")) == ["group_evaluate_metrics_predict"]
+    assert len(list((logs / "group_evaluate_metrics_predict").rglob("*.log"))) == 10
     # (training is bitwise reproducible; BM3D only to float32 rounding, hence rtol for main)
     for table in ("main", "hyperparameters", "scratch", "augmentation"):
         a = pd.read_csv(local / "results" / "demo" / "tables" / f"{table}.csv")
