@@ -26,6 +26,16 @@ from fmdenoise.download import DownloadSpec, fetch
 from fmdenoise.errors import FmdenoiseError
 
 
+def _add_arch(parser: argparse.ArgumentParser) -> None:
+    """``--arch``: the architecture of a published checkpoint (its published configuration)."""
+    parser.add_argument(
+        # the keys of fmdenoise.apply.PUBLISHED_FORMAT, spelled out to keep torch out of start-up
+        "--arch",
+        choices=["drunet", "restormer", "kbnet"],
+        help="architecture of a published .pth",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fmdenoise",
@@ -56,9 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     den.add_argument("model", metavar="MODEL", help=model_help)
     den.add_argument("inputs", metavar="INPUT", nargs="+", help="TIFF files or folders of them")
     den.add_argument("-o", "--output", metavar="OUTDIR", required=True, help="output folder")
-    den.add_argument(
-        "--arch", choices=["drunet", "restormer", "kbnet"], help="architecture of a published .pth"
-    )
+    _add_arch(den)
     den.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
@@ -96,9 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("model", metavar="MODEL", help=model_help)
     exp.add_argument("output", metavar="OUT.zip", help="package to write")
-    exp.add_argument(
-        "--arch", choices=["drunet", "restormer", "kbnet"], help="architecture of a published .pth"
-    )
+    _add_arch(exp)
     exp.add_argument("--name", default=None, help="model name in the package")
     exp.add_argument("--author", default="fmdenoise user", help="author name in the package")
     exp.add_argument(
