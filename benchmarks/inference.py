@@ -25,7 +25,7 @@ import numpy as np
 def worker(size: int, tile: int | None, overlap: int, out: str) -> None:
     import torch
 
-    from fmdenoise.inference import denoise_normalized
+    from fmdenoise.evaluate.inference import denoise_normalized
     from fmdenoise.models import GRAY_DEFAULTS, build
     from fmdenoise.models.wrapper import Denoiser
 

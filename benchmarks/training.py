@@ -1,6 +1,6 @@
 """Training-loop throughput: memory-mapped patch loader versus tensors already in memory.
 
-Runs the real loop (:func:`fmdenoise.training.train`) on the same patches twice per round, once
+Runs the real loop (:func:`fmdenoise.train.loop.train`) on the same patches twice per round, once
 reading batches from the memory-mapped ``.npy`` files (what the workflow does) and once from
 arrays preloaded into memory, alternating, and prints the steps/s of both and the loader
 overhead as a fraction (target <= 5 %). With ``--demo`` it also times the demo study's whole
@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-from fmdenoise.synthetic import write_toy_patches
-from fmdenoise.training import Cell, train
+from fmdenoise.data.synthetic import write_toy_patches
+from fmdenoise.train.loop import train
+from fmdenoise.train.setup import Cell
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = {"arch": "drunet", "kwargs": {"nc": [16, 32, 64, 128], "nb": 1}}

@@ -3,7 +3,7 @@ import json
 import re
 from pathlib import Path
 
-from fmdenoise.download import local_file_url_path
+from fmdenoise.data.download import local_file_url_path
 
 RESULTS = config["results"]
 

@@ -1,8 +1,8 @@
-"""Adapter: rule download -> fmdenoise.download.fetch (+ the sha256 it verified or recorded)."""
+"""Adapter: rule download -> fmdenoise.data.download.fetch (+ the sha256 it verified/recorded)."""
 
 from pathlib import Path
 
-from fmdenoise.download import DownloadSpec, fetch
+from fmdenoise.data.download import DownloadSpec, fetch
 from fmdenoise.io import write_text
 from fmdenoise.logs import log_to
 

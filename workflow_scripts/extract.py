@@ -1,6 +1,6 @@
-"""Adapter: rule extract -> fmdenoise.download.extract."""
+"""Adapter: rule extract -> fmdenoise.data.download.extract."""
 
-from fmdenoise.download import extract
+from fmdenoise.data.download import extract
 from fmdenoise.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,8 +1,8 @@
-"""Adapter: rule figure_examples -> fmdenoise.figures.example_crops."""
+"""Adapter: rule figure_examples -> fmdenoise.evaluate.figures.example_crops."""
 
 from pathlib import Path
 
-from fmdenoise.figures import example_crops
+from fmdenoise.evaluate.figures import example_crops
 from fmdenoise.logs import log_to
 
 with log_to(snakemake.log[0]):

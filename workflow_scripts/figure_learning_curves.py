@@ -1,6 +1,6 @@
-"""Adapter: rule figure_learning_curves -> fmdenoise.figures.learning_curves."""
+"""Adapter: rule figure_learning_curves -> fmdenoise.evaluate.figures.learning_curves."""
 
-from fmdenoise.figures import learning_curves
+from fmdenoise.evaluate.figures import learning_curves
 from fmdenoise.logs import log_to
 
 with log_to(snakemake.log[0]):

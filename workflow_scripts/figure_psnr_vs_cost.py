@@ -1,6 +1,6 @@
-"""Adapter: rule figure_psnr_vs_cost -> fmdenoise.figures.psnr_vs_cost."""
+"""Adapter: rule figure_psnr_vs_cost -> fmdenoise.evaluate.figures.psnr_vs_cost."""
 
-from fmdenoise.figures import psnr_vs_cost
+from fmdenoise.evaluate.figures import psnr_vs_cost
 from fmdenoise.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
-"""Adapter: rule ingest -> fmdenoise.ingest.ingest_dataset."""
+"""Adapter: rule ingest -> fmdenoise.data.ingest.ingest_dataset."""
 
-from fmdenoise.ingest import ingest_dataset
+from fmdenoise.data.ingest import ingest_dataset
 from fmdenoise.logs import log_to
 
 with log_to(snakemake.log[0]) as log:

@@ -1,8 +1,8 @@
-"""Adapter: rule metrics -> fmdenoise.metrics.evaluate_dataset."""
+"""Adapter: rule metrics -> fmdenoise.evaluate.metrics.evaluate_dataset."""
 
+from fmdenoise.evaluate.metrics import evaluate_dataset
 from fmdenoise.io import write_text
 from fmdenoise.logs import log_to
-from fmdenoise.metrics import evaluate_dataset
 
 with log_to(snakemake.log[0]):
     norm = snakemake.params.normalization

@@ -1,9 +1,9 @@
-"""Adapter: rule patches -> fmdenoise.patches.build_patches."""
+"""Adapter: rule patches -> fmdenoise.data.patches.build_patches."""
 
 from pathlib import Path
 
+from fmdenoise.data.patches import build_patches
 from fmdenoise.logs import log_to
-from fmdenoise.patches import build_patches
 
 with log_to(snakemake.log[0]):
     out_dir = Path(snakemake.output.info).parent

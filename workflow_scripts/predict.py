@@ -1,8 +1,8 @@
-"""Adapter: rule predict -> fmdenoise.predict.predict_dataset."""
+"""Adapter: rule predict -> fmdenoise.evaluate.predict.predict_dataset."""
 
 from fmdenoise.device import threads
+from fmdenoise.evaluate.predict import predict_dataset
 from fmdenoise.logs import log_to
-from fmdenoise.predict import predict_dataset
 
 with log_to(snakemake.log[0]), threads(snakemake.threads):
     method = dict(snakemake.params.method)

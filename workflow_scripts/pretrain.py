@@ -1,9 +1,9 @@
-"""Adapter: rule pretrain -> fmdenoise.pretrain.pretrain, saved in the project format."""
+"""Adapter: rule pretrain -> fmdenoise.train.pretrain.pretrain, saved in the project format."""
 
 from fmdenoise.device import threads
 from fmdenoise.logs import log_to
 from fmdenoise.models.checkpoints import save_model
-from fmdenoise.pretrain import pretrain
+from fmdenoise.train.pretrain import pretrain
 
 with log_to(snakemake.log[0]), threads(snakemake.threads):
     model = snakemake.params.model

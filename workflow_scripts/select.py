@@ -1,8 +1,8 @@
-"""Adapter: checkpoint select -> fmdenoise.selection.select_cell (validation results only)."""
+"""Adapter: checkpoint select -> fmdenoise.train.selection.select_cell (validation results only)."""
 
 from fmdenoise.io import write_json
 from fmdenoise.logs import log_to
-from fmdenoise.selection import select_cell
+from fmdenoise.train.selection import select_cell
 
 with log_to(snakemake.log[0]):
     write_json(snakemake.output[0], select_cell(snakemake.input))

@@ -1,8 +1,8 @@
-"""Adapter: rule studies -> fmdenoise.selection.summarize_runs (the study runs' summaries)."""
+"""Adapter: rule studies -> fmdenoise.train.selection.summarize_runs (the study runs' summaries)."""
 
 from fmdenoise.io import write_json
 from fmdenoise.logs import log_to
-from fmdenoise.selection import summarize_runs
+from fmdenoise.train.selection import summarize_runs
 
 with log_to(snakemake.log[0]):
     write_json(snakemake.output[0], summarize_runs(snakemake.input))

@@ -1,9 +1,9 @@
-"""Adapter: rule table_cost -> fmdenoise.tables.cost_table / write_cost_table."""
+"""Adapter: rule table_cost -> fmdenoise.evaluate.tables.cost_table / write_cost_table."""
 
 from pathlib import Path
 
+from fmdenoise.evaluate.tables import cost_table, write_cost_table
 from fmdenoise.logs import log_to
-from fmdenoise.tables import cost_table, write_cost_table
 
 with log_to(snakemake.log[0]):
     timing = {

@@ -1,9 +1,9 @@
-"""Adapter: rule table_main -> fmdenoise.tables.main_table / write_table."""
+"""Adapter: rule table_main -> fmdenoise.evaluate.tables.main_table / write_table."""
 
 from pathlib import Path
 
+from fmdenoise.evaluate.tables import main_table, write_table
 from fmdenoise.logs import log_to
-from fmdenoise.tables import main_table, write_table
 
 with log_to(snakemake.log[0]):
     metrics = {(Path(f).parent.name, Path(f).stem): f for f in snakemake.input.metrics}

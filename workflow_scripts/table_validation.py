@@ -1,9 +1,9 @@
-"""Adapter: rule table_validation -> fmdenoise.tables (hyperparameters, scratch, augmentation)."""
+"""Adapter: rule table_validation -> fmdenoise.evaluate.tables (hyperparameters, studies)."""
 
 from pathlib import Path
 
+from fmdenoise.evaluate.tables import hyperparameter_table, study_table, write_plain_table
 from fmdenoise.logs import log_to
-from fmdenoise.tables import hyperparameter_table, study_table, write_plain_table
 
 CAPTIONS = {
     "hyperparameters": "Validation PSNR of every loss x learning rate; the selected cell marked.",

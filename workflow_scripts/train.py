@@ -1,9 +1,10 @@
-"""Adapter: rule train -> fmdenoise.training.train (resumes from last.pt in the run folder)."""
+"""Adapter: rule train -> fmdenoise.train.loop.train (resumes from last.pt in the run folder)."""
 
 from pathlib import Path
 
 from fmdenoise.logs import log_to
-from fmdenoise.training import Cell, train
+from fmdenoise.train.loop import train
+from fmdenoise.train.setup import Cell
 
 with log_to(snakemake.log[0]):
     train(

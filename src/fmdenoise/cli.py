@@ -6,8 +6,9 @@ Subcommands:
   print it with every default filled in.
 - ``fmdenoise fetch URL DEST [--sha256 HEX]``: the workflow's verified, resumable download,
   for fetching a file by hand.
-- ``fmdenoise denoise MODEL INPUT... -o OUTDIR``: denoise your own TIFFs (:mod:`fmdenoise.apply`).
-- ``fmdenoise export MODEL OUT.zip``: a BioImage Model Zoo package (:mod:`fmdenoise.export`).
+- ``fmdenoise denoise MODEL INPUT... -o OUTDIR``: denoise your own TIFFs
+  (:mod:`fmdenoise.deploy.denoise`).
+- ``fmdenoise export MODEL OUT.zip``: a BioImage Model Zoo package (:mod:`fmdenoise.deploy.export`).
 
 Every error is one line ``fmdenoise: error: ...`` on stderr and exit status 2.
 """
@@ -17,45 +18,35 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 import yaml
 
 from fmdenoise import __version__
 from fmdenoise.config import load_config
-from fmdenoise.download import DownloadSpec, fetch
+from fmdenoise.data.download import DownloadSpec, fetch
 from fmdenoise.errors import FmdenoiseError
 
 
 def _add_arch(parser: argparse.ArgumentParser) -> None:
     """``--arch``: the architecture of a published checkpoint (its published configuration)."""
     parser.add_argument(
-        # the keys of fmdenoise.apply.PUBLISHED_FORMAT, spelled out to keep torch out of start-up
+        # the keys of deploy.model_source.PUBLISHED_FORMAT, spelled out: no torch at start-up
         "--arch",
         choices=["drunet", "restormer", "kbnet"],
         help="architecture of a published .pth",
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fmdenoise",
-        description="Fine-tuning natural-image denoisers on fluorescence microscopy data. "
-        "The study itself runs with snakemake (see README.md).",
-    )
-    parser.add_argument("--version", action="version", version=f"fmdenoise {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check-config", help="validate a config and print it with defaults")
-    check.add_argument("config", help="YAML config file (e.g. config.yaml, demo/config.yaml)")
-    get = sub.add_parser("fetch", help="download a file with resume and sha256 verification")
-    get.add_argument("url")
-    get.add_argument("dest", help="where the verified file is written")
-    get.add_argument("--sha256", default=None, help="expected sha256 (omit to print it)")
+MODEL_HELP = (
+    "a run folder (results/<study>/runs/.../seed0), a selection file "
+    "(results/<study>/selected/<model>/<dataset>.json), a project checkpoint (.pt), or a "
+    "published checkpoint (.pth) together with --arch"
+)
 
-    model_help = (
-        "a run folder (results/<study>/runs/.../seed0), a selection file "
-        "(results/<study>/selected/<model>/<dataset>.json), a project checkpoint (.pt), or a "
-        "published checkpoint (.pth) together with --arch"
-    )
+
+def _add_denoise(sub: Any) -> None:
+    """The ``denoise`` subcommand's arguments."""
     den = sub.add_parser(
         "denoise",
         help="denoise your own TIFF images with a trained or published model",
@@ -63,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "Writes float32 TIFFs under the input file names in OUTDIR, keeping ImageJ/OME pixel "
         "sizes and resolution tags. Inputs are never overwritten.",
     )
-    den.add_argument("model", metavar="MODEL", help=model_help)
+    den.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     den.add_argument("inputs", metavar="INPUT", nargs="+", help="TIFF files or folders of them")
     den.add_argument("-o", "--output", metavar="OUTDIR", required=True, help="output folder")
     _add_arch(den)
@@ -95,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     den.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     den.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+
+def _add_export(sub: Any) -> None:
+    """The ``export`` subcommand's arguments."""
     exp = sub.add_parser(
         "export",
         help="export a model as a BioImage Model Zoo (bioimage.io) package",
@@ -102,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         "input/output pair, percentile normalisation as preprocessing, validated with "
         "bioimageio.spec before it is written.",
     )
-    exp.add_argument("model", metavar="MODEL", help=model_help)
+    exp.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     exp.add_argument("output", metavar="OUT.zip", help="package to write")
     _add_arch(exp)
     exp.add_argument("--name", default=None, help="model name in the package")
@@ -112,6 +106,25 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="2D TIFF whose centre crop becomes the test input (default: synthetic)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fmdenoise",
+        description="Fine-tuning natural-image denoisers on fluorescence microscopy data. "
+        "The study itself runs with snakemake (see README.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"fmdenoise {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check-config", help="validate a config and print it with defaults")
+    check.add_argument("config", help="YAML config file (e.g. config.yaml, demo/config.yaml)")
+    get = sub.add_parser("fetch", help="download a file with resume and sha256 verification")
+    get.add_argument("url")
+    get.add_argument("dest", help="where the verified file is written")
+    get.add_argument("--sha256", default=None, help="expected sha256 (omit to print it)")
+
+    _add_denoise(sub)
+    _add_export(sub)
     return parser
 
 
@@ -125,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "fetch":
             print(fetch(DownloadSpec(args.url, args.sha256), args.dest))
         elif args.command == "denoise":
-            from fmdenoise.apply import denoise_files
+            from fmdenoise.deploy.denoise import denoise_files
 
             for out in denoise_files(
                 args.model,
@@ -142,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 print(out)
         elif args.command == "export":
-            from fmdenoise.export import export_bioimageio
+            from fmdenoise.deploy.export import export_bioimageio
 
             print(
                 export_bioimageio(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fmdenoise.download import extract
+from fmdenoise.data.download import extract
 from fmdenoise.errors import ArchiveError
 
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from fmdenoise.evaluate.predict import predict_dataset
 from fmdenoise.io import DiskFullError, write_json, write_tiff
-from fmdenoise.predict import predict_dataset
 
 from ..unit.test_evaluation import NORM
 from ..unit.test_ingest import STACK_CFG, make_stacks
@@ -61,7 +61,7 @@ def test_full_disk_on_a_tiff(small_disk, guard):
 
 def test_full_disk_during_predictions(tmp_path, small_disk, guard):
     make_stacks(tmp_path / "src", n_train=4, n_test=3)
-    from fmdenoise.ingest import ingest_dataset
+    from fmdenoise.data.ingest import ingest_dataset
 
     ingest_dataset(tmp_path / "src", STACK_CFG, tmp_path / "data", val_fraction=0.25, seed=0)
     guard.watch(small_disk)

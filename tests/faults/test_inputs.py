@@ -11,10 +11,11 @@ import tifffile
 import torch
 import yaml
 
-from fmdenoise.apply import denoise_files, read_tiff
 from fmdenoise.config import check_output_folder, load_config
+from fmdenoise.data.ingest import ingest_dataset
+from fmdenoise.deploy.denoise import denoise_files
+from fmdenoise.deploy.tiff_metadata import read_tiff
 from fmdenoise.errors import CheckpointError, ConfigError, FmdenoiseError, ImageError
-from fmdenoise.ingest import ingest_dataset
 from fmdenoise.models import build
 from fmdenoise.models.checkpoints import load_model, save_model
 

@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from fmdenoise.download import DownloadSpec, fetch
+from fmdenoise.data.download import DownloadSpec, fetch
 from fmdenoise.errors import DownloadError
 
 

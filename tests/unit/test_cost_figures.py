@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from fmdenoise import figures
+from fmdenoise.evaluate import figures
+from fmdenoise.evaluate.predict import predict_dataset
+from fmdenoise.evaluate.tables import cost_table, write_cost_table
 from fmdenoise.io import write_json
-from fmdenoise.predict import predict_dataset
-from fmdenoise.tables import cost_table, write_cost_table
 
 from .test_evaluation import NORM, dataset  # noqa: F401  (fixture)
 

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from fmdenoise.download import DownloadSpec, fetch
+from fmdenoise.data.download import DownloadSpec, fetch
 from fmdenoise.errors import DownloadError
 
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 17)

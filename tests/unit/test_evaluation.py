@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fmdenoise.ingest import ingest_dataset
-from fmdenoise.metrics import CONVENTION, evaluate_dataset
+from fmdenoise.data.ingest import ingest_dataset
+from fmdenoise.evaluate.metrics import CONVENTION, evaluate_dataset
+from fmdenoise.evaluate.predict import predict_dataset
+from fmdenoise.evaluate.tables import main_table, write_table
 from fmdenoise.models import build
 from fmdenoise.models.checkpoints import save_model
-from fmdenoise.predict import predict_dataset
-from fmdenoise.tables import main_table, write_table
 
 from .test_ingest import STACK_CFG, make_stacks
 
@@ -87,8 +87,8 @@ def test_main_table_compares_with_the_best_baseline(tmp_path):
 
 
 def test_validation_tables(tmp_path):
+    from fmdenoise.evaluate.tables import hyperparameter_table, study_table, write_plain_table
     from fmdenoise.io import write_json
-    from fmdenoise.tables import hyperparameter_table, study_table, write_plain_table
 
     cands = [
         {

@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from fmdenoise.cli import main
+from fmdenoise.deploy.export import export_bioimageio, validate_package
 from fmdenoise.errors import FmdenoiseError
-from fmdenoise.export import export_bioimageio, validate_package
 from fmdenoise.models import build
 from fmdenoise.models.checkpoints import save_model
 

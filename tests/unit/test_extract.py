@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from fmdenoise.download import extract
+from fmdenoise.data.download import extract
 from fmdenoise.errors import ArchiveError
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from fmdenoise.inference import denoise_normalized, ramp, tile_starts
-from fmdenoise.metrics import affine_fit, evaluate, psnr, ssim
+from fmdenoise.evaluate.inference import denoise_normalized, ramp, tile_starts
+from fmdenoise.evaluate.metrics import affine_fit, evaluate, psnr, ssim
 from fmdenoise.models import build
 from fmdenoise.models.wrapper import Denoiser
 

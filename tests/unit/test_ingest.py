@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from fmdenoise.data.ingest import glob_regex, ingest_dataset, split_images, split_train_val
 from fmdenoise.errors import ImageError
-from fmdenoise.ingest import glob_regex, ingest_dataset, split_images, split_train_val
 
 
 def stack(path, n, shape=(40, 40), seed=0, const=False):

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from fmdenoise.data.normalize import denormalize, normalize_percentile
 from fmdenoise.errors import CheckpointError
-from fmdenoise.inference import denoise_array
+from fmdenoise.evaluate.inference import denoise_array
 from fmdenoise.models import GRAY_DEFAULTS, build, count_parameters
 from fmdenoise.models.checkpoints import load_model, read_checkpoint, save_model
 from fmdenoise.models.wrapper import Denoiser, estimate_sigma
-from fmdenoise.normalize import denormalize, normalize_percentile
 
 SMALL = {
     "drunet": {"nc": [8, 16, 32, 64], "nb": 1},

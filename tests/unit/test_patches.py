@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fmdenoise.data.ingest import ingest_dataset
+from fmdenoise.data.patches import build_patches, load_patches, sample_corners
 from fmdenoise.errors import ImageError
-from fmdenoise.ingest import ingest_dataset
-from fmdenoise.patches import build_patches, load_patches, sample_corners
 
 from .test_ingest import STACK_CFG, make_stacks
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmdenoise.stats import bootstrap_ci, wilcoxon_paired
+from fmdenoise.evaluate.stats import bootstrap_ci, wilcoxon_paired
 
 
 def test_bootstrap_ci_matches_a_hand_computed_percentile_bootstrap():

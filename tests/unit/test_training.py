@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 import torch
 
-from fmdenoise.augment import augment_pair, dihedral
+from fmdenoise.data.synthetic import write_toy_patches
+from fmdenoise.evaluate.metrics import ssim
 from fmdenoise.io import write_json
-from fmdenoise.losses import NAMES, get_loss
-from fmdenoise.metrics import ssim
 from fmdenoise.models.checkpoints import load_model
-from fmdenoise.selection import select_cell
-from fmdenoise.synthetic import write_toy_patches
+from fmdenoise.train.augment import augment_pair, dihedral
+from fmdenoise.train.losses import NAMES, get_loss
+from fmdenoise.train.selection import select_cell
 
 from ..conftest import ROOT
 
@@ -118,9 +118,10 @@ TRAINING = {
 
 SCRIPT = textwrap.dedent("""
     import logging, sys, time
-    from fmdenoise.training import Cell, train
+    from fmdenoise.train.loop import train
+    from fmdenoise.train.setup import Cell
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    import fmdenoise.training as t
+    import fmdenoise.train.loop as t
     slow = t.StepBatches.__getitem__
     def paced(self, i):  # slow steps down so that the signal lands mid-run
         time.sleep(float(sys.argv[3]))

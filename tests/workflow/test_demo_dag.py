@@ -12,7 +12,7 @@ import yaml
 
 from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser
-from fmdenoise.pretrain import held_out_gain
+from fmdenoise.train.pretrain import held_out_gain
 
 from ..helpers import DEMO, ROOT, job_counts, snakemake
 

@@ -4,7 +4,7 @@ Raw networks do exactly what the official forward does. :class:`Denoiser` wraps 
 study: it takes a batch of percentile-normalised images of any size, pads them (reflection) to
 the architecture's spatial multiple, adds DRUNet's noise-level map (a fixed sigma, or one
 estimated per image from the data), runs the network and crops back. Per-image normalisation
-and its inverse live in :mod:`fmdenoise.inference` (numpy side) and in the patches.
+and its inverse live in :mod:`fmdenoise.evaluate.inference` (numpy side) and in the patches.
 """
 
 from __future__ import annotations

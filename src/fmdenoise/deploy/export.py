@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from fmdenoise import __version__
-from fmdenoise.apply import load_denoiser, read_tiff, resolve_model
+from fmdenoise.deploy.model_source import load_denoiser, resolve_model
+from fmdenoise.deploy.tiff_metadata import read_tiff
 from fmdenoise.errors import FmdenoiseError
-from fmdenoise.figures import save_cover
+from fmdenoise.evaluate.figures import save_cover
 from fmdenoise.io import atomic_path
 
 STEP = 16  # input sides: multiples of this (covers every architecture's down-sampling)

@@ -1,7 +1,7 @@
 """CARE-style patch extraction into memory-mappable ``.npy`` arrays.
 
 For each image of a split, noisy input and ground truth are normalised by their own
-percentiles (:mod:`fmdenoise.normalize`, the rule inference uses), then ``per_image`` patch
+percentiles (:mod:`fmdenoise.data.normalize`, the rule inference uses), then ``per_image`` patch
 positions are drawn with a seeded generator. As in CSBDeep, a position is *foreground* when the
 max-filtered ground truth there exceeds ``foreground_threshold`` times the image's 99.9th
 percentile; ``foreground_fraction`` of the patches are drawn from foreground positions, the
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from fmdenoise.data.ingest import split_images
+from fmdenoise.data.normalize import normalize_percentile
 from fmdenoise.errors import ImageError
-from fmdenoise.ingest import split_images
 from fmdenoise.io import read_image, save_npy, write_json
-from fmdenoise.normalize import normalize_percentile
 
 PATCH_SPLITS = ("train", "val")
 

@@ -170,7 +170,7 @@ def write_source_archive(cfg: Mapping[str, Any], path: str | Path) -> Path:
 def write_toy_patches(
     path: str | Path, n_train: int, size: int, n_val: int = 8, noise: float = 0.1, seed: int = 0
 ) -> Path:
-    """A patch folder in the layout of :mod:`fmdenoise.patches` holding random images plus
+    """A patch folder in the layout of :mod:`fmdenoise.data.patches` holding random images plus
     Gaussian noise: for tests and benchmarks of the training loop."""
     path = Path(path)
     rng = np.random.default_rng(seed)

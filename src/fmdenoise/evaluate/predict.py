@@ -13,7 +13,7 @@ the inference side of the cost table.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,14 @@ import numpy as np
 import torch
 
 from fmdenoise import device as dev
+from fmdenoise.data.ingest import read_manifest
+from fmdenoise.data.normalize import denormalize, normalize_percentile
 from fmdenoise.errors import FmdenoiseError
-from fmdenoise.inference import denoise_array
-from fmdenoise.ingest import read_manifest
+from fmdenoise.evaluate.inference import denoise_array
 from fmdenoise.io import atomic_dir, read_image, write_json, write_tiff
 from fmdenoise.models import count_parameters
 from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser, estimate_sigma
-from fmdenoise.normalize import denormalize, normalize_percentile
 
 
 def bm3d_denoise(image: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -38,6 +38,47 @@ def bm3d_denoise(image: np.ndarray, low: float, high: float) -> np.ndarray:
     x, (lo, hi) = normalize_percentile(image, low, high)
     sigma = float(estimate_sigma(torch.from_numpy(x)[None, None])[0])
     return denormalize(np.asarray(bm3d.bm3d(x, sigma_psd=max(sigma, 1e-4)), np.float32), lo, hi)
+
+
+def load_method_model(method: Mapping[str, Any], device: torch.device) -> Denoiser | None:
+    """The prepared network of a ``model`` method (eval mode on ``device``); None otherwise."""
+    if method["kind"] != "model":
+        return None
+    net, meta = load_model(method["checkpoint"])
+    wrapped = Denoiser(net, meta["arch"], meta["kwargs"], method.get("noise_level"))
+    return dev.prepare(wrapped, device).eval()
+
+
+def method_function(
+    method: Mapping[str, Any],
+    data_dir: Path,
+    norm: Mapping[str, Any],
+    model: Denoiser | None,
+    *,
+    tile: int | None,
+    overlap: int,
+) -> Callable[[str, np.ndarray], np.ndarray]:
+    """``f(name, noisy) -> prediction`` for ``method`` (see :func:`predict_dataset`)."""
+    low_p, high_p = norm["low_percentile"], norm["high_percentile"]
+    kind = method["kind"]
+    if kind == "raw":
+        return lambda _name, low: low
+    if kind == "provided":
+
+        def provided(name: str, _low: np.ndarray) -> np.ndarray:
+            src = data_dir / "test" / "provided" / method["name"] / f"{name}.tif"
+            if not src.is_file():
+                raise FmdenoiseError(f"{src}: provided output of {method['name']!r} missing")
+            return read_image(src)
+
+        return provided
+    if kind == "bm3d":
+        return lambda _name, low: bm3d_denoise(low, low_p, high_p)
+    if kind == "model" and model is not None:
+        return lambda _name, low: denoise_array(
+            model, low, low=low_p, high=high_p, tile=tile, overlap=overlap
+        )
+    raise FmdenoiseError(f"unknown method kind {kind!r}")
 
 
 def predict_dataset(
@@ -58,33 +99,16 @@ def predict_dataset(
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
     test = manifest[manifest["split"] == "test"]
-    low_p, high_p = norm["low_percentile"], norm["high_percentile"]
-    model = None
     device_t = dev.resolve(device) if method["kind"] == "model" else torch.device("cpu")
-    if method["kind"] == "model":
-        net, meta = load_model(method["checkpoint"])
-        model = dev.prepare(
-            Denoiser(net, meta["arch"], meta["kwargs"], method.get("noise_level")), device_t
-        ).eval()
+    model = load_method_model(method, device_t)
+    apply = method_function(method, data_dir, norm, model, tile=tile, overlap=overlap)
     names = sorted(test[test["role"] == "low"]["image"])
     seconds, pixels = 0.0, 0
     with atomic_dir(out_dir) as tmp:
         for name in names:
             low = read_image(data_dir / "test" / "low" / f"{name}.tif")
             start = time.perf_counter()
-            if method["kind"] == "raw":
-                out = low
-            elif method["kind"] == "provided":
-                src = data_dir / "test" / "provided" / method["name"] / f"{name}.tif"
-                if not src.is_file():
-                    raise FmdenoiseError(f"{src}: provided output of {method['name']!r} missing")
-                out = read_image(src)
-            elif method["kind"] == "bm3d":
-                out = bm3d_denoise(low, low_p, high_p)
-            elif model is not None:
-                out = denoise_array(model, low, low=low_p, high=high_p, tile=tile, overlap=overlap)
-            else:
-                raise FmdenoiseError(f"unknown method kind {method['kind']!r}")
+            out = apply(name, low)
             seconds += time.perf_counter() - start
             pixels += low.size
             write_tiff(tmp / f"{name}.tif", out)

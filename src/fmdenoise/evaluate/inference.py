@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from fmdenoise import device as dev
+from fmdenoise.data.normalize import denormalize, normalize_percentile
 from fmdenoise.models.wrapper import Denoiser
-from fmdenoise.normalize import denormalize, normalize_percentile
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

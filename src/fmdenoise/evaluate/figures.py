@@ -6,7 +6,8 @@
   selected run), one panel per dataset, the best baseline as a horizontal line.
 - :func:`example_crops`: one test image per dataset, a crop of noisy input, ground truth and
   every method side by side. Every panel is put on the metric's scale (ground truth
-  percentile-normalised, other images affine-fitted to it, see :mod:`fmdenoise.metrics`) and
+  percentile-normalised, other images affine-fitted to it, see
+  :mod:`fmdenoise.evaluate.metrics`) and
   shown with one shared grey range (0 to 1 of that scale), so brightness differences between
   panels are real differences, not display choices.
 """
@@ -23,10 +24,10 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from fmdenoise.ingest import split_images
+from fmdenoise.data.ingest import split_images
+from fmdenoise.data.normalize import normalize_percentile
+from fmdenoise.evaluate.metrics import affine_fit
 from fmdenoise.io import atomic_path, read_image
-from fmdenoise.metrics import affine_fit
-from fmdenoise.normalize import normalize_percentile
 
 DPI = 120
 

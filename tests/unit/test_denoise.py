@@ -10,14 +10,16 @@ import tifffile
 import torch
 
 from fmdenoise import device as dev
-from fmdenoise.apply import denoise_files, load_denoiser, read_tiff, resolve_model
 from fmdenoise.cli import main
+from fmdenoise.deploy.denoise import denoise_files
+from fmdenoise.deploy.model_source import load_denoiser, resolve_model
+from fmdenoise.deploy.tiff_metadata import read_tiff
 from fmdenoise.errors import FmdenoiseError
-from fmdenoise.inference import denoise_array
-from fmdenoise.metrics import evaluate
+from fmdenoise.evaluate.inference import denoise_array
+from fmdenoise.evaluate.metrics import evaluate
 from fmdenoise.models import build
 from fmdenoise.models.checkpoints import save_model
-from fmdenoise.pretrain import pretrain
+from fmdenoise.train.pretrain import pretrain
 
 SMALL_DRUNET = {"in_nc": 2, "out_nc": 1, "nc": [8, 16, 32, 64], "nb": 1}
 

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from fmdenoise.ingest import split_images
+from fmdenoise.data.ingest import split_images
+from fmdenoise.data.normalize import normalize_percentile
 from fmdenoise.io import read_image
-from fmdenoise.normalize import normalize_percentile
 
 CONVENTION = "gt-percentile(0.1,99.9)+affine-fit; psnr range 1; ssim gauss 11/1.5"
 SSIM_SIGMA, SSIM_WIN, K1, K2 = 1.5, 11, 0.01, 0.03

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from fmdenoise.metrics import ssim_torch
+from fmdenoise.evaluate.metrics import ssim_torch
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NAMES = ("mae", "mse", "ssim", "ssim_l1")

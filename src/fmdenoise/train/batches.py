@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fmdenoise.augment import augment_pair
-from fmdenoise.patches import load_patches
+from fmdenoise.data.patches import load_patches
+from fmdenoise.train.augment import augment_pair
 
 
 class StepBatches(Dataset):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fmdenoise.evaluate.stats import bootstrap_ci, wilcoxon_paired
 from fmdenoise.io import write_text
-from fmdenoise.stats import bootstrap_ci, wilcoxon_paired
 
 
 def main_table(
