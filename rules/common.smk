@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from fmdenoise.data.download import local_file_url_path
+from fmdenoise.data.ingest import dataset_layout
 
 RESULTS = config["results"]
 

@@ -71,7 +71,9 @@ rule ingest:
     resources:
         **rule_resources("ingest"),
     params:
-        dataset=lambda wildcards: canonical(config["datasets"][wildcards.dataset]),
+        dataset=lambda wildcards: canonical(
+            dataset_layout(wildcards.dataset, config["datasets"][wildcards.dataset])
+        ),
         split=canonical(config["split"]),
     script:
         "../workflow_scripts/ingest.py"

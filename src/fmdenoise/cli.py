@@ -8,6 +8,8 @@ Subcommands:
   for fetching a file by hand.
 - ``fmdenoise denoise MODEL INPUT... -o OUTDIR``: denoise your own TIFFs
   (:mod:`fmdenoise.deploy.denoise`).
+- ``fmdenoise inspect-source DIR [--config CONFIG]``: what an extracted archive holds and what
+  each dataset's globs find there (:mod:`fmdenoise.data.inspect`).
 - ``fmdenoise export MODEL OUT.zip``: a BioImage Model Zoo package (:mod:`fmdenoise.deploy.export`).
 
 Every error is one line ``fmdenoise: error: ...`` on stderr and exit status 2.
@@ -85,6 +87,7 @@ def _add_denoise(sub: Any) -> None:
     )
     den.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     den.add_argument("--no-progress", action="store_true", help="no progress bar")
+    den.set_defaults(func=_denoise)
 
 
 def _add_export(sub: Any) -> None:
@@ -106,6 +109,74 @@ def _add_export(sub: Any) -> None:
         default=None,
         help="2D TIFF whose centre crop becomes the test input (default: synthetic)",
     )
+    exp.set_defaults(func=_export)
+
+
+def _check_config(args: argparse.Namespace) -> None:
+    print(yaml.safe_dump(load_config(args.config), sort_keys=False), end="")
+
+
+def _fetch(args: argparse.Namespace) -> None:
+    print(fetch(DownloadSpec(args.url, args.sha256), args.dest))
+
+
+def _denoise(args: argparse.Namespace) -> None:
+    from fmdenoise.deploy.denoise import denoise_files
+
+    for out in denoise_files(
+        args.model,
+        args.inputs,
+        args.output,
+        arch=args.arch,
+        device=args.device,
+        tile=args.tile or None,
+        overlap=args.overlap,
+        low=args.low_percentile,
+        high=args.high_percentile,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+    ):
+        print(out)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from fmdenoise.deploy.export import export_bioimageio
+
+    print(
+        export_bioimageio(
+            args.model,
+            args.output,
+            arch=args.arch,
+            name=args.name,
+            author=args.author,
+            test_image=args.test_image,
+        )
+    )
+
+
+def _inspect_source(args: argparse.Namespace) -> None:
+    from fmdenoise.data.inspect import format_report, inspect_source
+
+    config = load_config(args.config) if args.config else None
+    print(format_report(inspect_source(args.source, config, args.dataset or None)))
+
+
+def _add_inspect_source(sub: Any) -> None:
+    """The ``inspect-source`` subcommand's arguments."""
+    ins = sub.add_parser(
+        "inspect-source",
+        help="what an extracted archive holds and what each dataset's globs find in it",
+        description="List every TIFF under DIR (pages, image shape) and, with --config, what "
+        "each dataset's globs match there (train/test, noisy/ground truth, provided outputs), "
+        "whether they pair, and which files no glob claims. Run it when ingest fails on a "
+        "real archive, then edit the globs of the config.",
+    )
+    ins.add_argument("source", metavar="DIR", help="extracted archive (results/<study>/sources/X)")
+    ins.add_argument("--config", default=None, help="study config whose globs to try")
+    ins.add_argument(
+        "--dataset", action="append", help="only this dataset (repeatable; default: all)"
+    )
+    ins.set_defaults(func=_inspect_source)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,11 +189,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check-config", help="validate a config and print it with defaults")
     check.add_argument("config", help="YAML config file (e.g. config.yaml, demo/config.yaml)")
+    check.set_defaults(func=_check_config)
     get = sub.add_parser("fetch", help="download a file with resume and sha256 verification")
     get.add_argument("url")
     get.add_argument("dest", help="where the verified file is written")
     get.add_argument("--sha256", default=None, help="expected sha256 (omit to print it)")
-
+    get.set_defaults(func=_fetch)
+    _add_inspect_source(sub)
     _add_denoise(sub)
     _add_export(sub)
     return parser
@@ -132,41 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        if args.command == "check-config":
-            config = load_config(args.config)
-            print(yaml.safe_dump(config, sort_keys=False), end="")
-        elif args.command == "fetch":
-            print(fetch(DownloadSpec(args.url, args.sha256), args.dest))
-        elif args.command == "denoise":
-            from fmdenoise.deploy.denoise import denoise_files
-
-            for out in denoise_files(
-                args.model,
-                args.inputs,
-                args.output,
-                arch=args.arch,
-                device=args.device,
-                tile=args.tile or None,
-                overlap=args.overlap,
-                low=args.low_percentile,
-                high=args.high_percentile,
-                overwrite=args.overwrite,
-                progress=not args.no_progress,
-            ):
-                print(out)
-        elif args.command == "export":
-            from fmdenoise.deploy.export import export_bioimageio
-
-            print(
-                export_bioimageio(
-                    args.model,
-                    args.output,
-                    arch=args.arch,
-                    name=args.name,
-                    author=args.author,
-                    test_image=args.test_image,
-                )
-            )
+        args.func(args)
     except FmdenoiseError as exc:
         print(f"fmdenoise: error: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,11 @@ outputs (``provided``). Two source forms are understood:
 - **folders**: each glob matches many 2D TIFFs; images pair by the text the glob's wildcards
   matched (``train/low/*.tif`` and ``train/gt/*.tif`` pair ``img_01.tif`` with ``img_01.tif``).
 
+``{dataset}`` in a glob or the root stands for the dataset's name (:func:`dataset_layout`), so
+that one archive holding several datasets' stacks (the public Hagen archives group actin and
+mito of one magnification, ``actin-60x-noise2-lowsnr.tif`` beside ``mito-60x-noise2-lowsnr.tif``)
+is read with the same globs for every dataset.
+
 Every pair is checked (same 2D shape, finite values, non-constant ground truth). A validation
 split is carved from the authors' train side, by image, seeded; never from test. The output
 folder ``data/{dataset}`` is written atomically and ends with ``manifest.csv``.
@@ -45,6 +50,19 @@ class Plane:
         return f"{self.path}#{self.page}"
 
 
+def dataset_layout(name: str, dataset_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``dataset_cfg`` with ``{dataset}`` replaced by ``name`` in its root and every glob."""
+
+    def expand(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace("{dataset}", name)
+        if isinstance(value, Mapping):
+            return {k: expand(v) if k != "archive" else v for k, v in value.items()}
+        return value
+
+    return expand(dataset_cfg)
+
+
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """Regex for a glob with one capture group per wildcard (``**``, ``*``, ``?``)."""
     out, i = [], 0
@@ -79,14 +97,22 @@ def match_planes(root: Path, pattern: str) -> dict[str, Plane]:
     if len(files) == 1:
         n = tiff_page_count(files[0])
         return {f"{i:04d}": Plane(files[0], i) for i in range(n)}
+    stacks = [(f, n) for f in files if (n := tiff_page_count(f)) != 1]
+    if stacks:
+        names = ", ".join(f.relative_to(root).as_posix() for f in files[:4])
+        raise ImageError(
+            f"{root}: {pattern!r} matches {len(files)} files ({names}"
+            f"{', ...' if len(files) > 4 else ''}) and {stacks[0][0].name} is a stack of "
+            f"{stacks[0][1]} images: a glob must match one stack, or a folder of single "
+            "images. Name the dataset in the glob (e.g. '**/train*/{dataset}-lowsnr.tif'); "
+            f"`fmdenoise inspect-source {root}` shows what each glob finds"
+        )
     regex = glob_regex(pattern)
     planes: dict[str, Plane] = {}
     for f in files:
         m = regex.match(f.relative_to(root).as_posix())
         key = "_".join(g.strip("/") for g in m.groups() if g) if m else f.stem
         key = re.sub(r"[^A-Za-z0-9_.-]+", "_", key) or f.stem
-        if tiff_page_count(f) != 1:
-            raise ImageError(f"{f}: expected a single 2D image in a folder of images")
         planes[key] = Plane(f, 0)
     return planes
 
