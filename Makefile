@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 CORES ?= 2
 SNAKEMAKE := $(VENV)/bin/snakemake
 
-.PHONY: venv demo test test-fast lint format bench clean-demo
+.PHONY: venv demo test test-fast lint format bench clean-demo plan rehearsal
 
 venv: $(VENV)/.installed
 
@@ -44,6 +44,16 @@ format: venv
 	$(VENV)/bin/ruff check --fix src tests workflow_scripts benchmarks
 	$(VENV)/bin/ruff format src tests workflow_scripts benchmarks
 	$(VENV)/bin/snakefmt Snakefile rules
+
+## What the real study costs, before anything runs (jobs, GPU/CPU-hours, memory, disk).
+plan: venv
+	$(VENV)/bin/fmdenoise plan config.yaml
+
+## The real config end to end on synthetic data of its real shape (local HTTP server).
+## Reduced by default; e.g. make rehearsal REHEARSAL_ARGS="--datasets nucleus --scale 0.25"
+REHEARSAL_ARGS ?= --datasets actin-confocal --pair-scale 0.05 --set grid.losses=[mae] --set grid.learning_rates=[0.0001] --set patches.per_image=4
+rehearsal: venv
+	$(VENV)/bin/fmdenoise rehearse config.yaml --cores $(CORES) $(REHEARSAL_ARGS)
 
 bench: venv
 	$(PY) benchmarks/models.py

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from fmdenoise.data.download import local_file_url_path
 from fmdenoise.data.ingest import dataset_layout
+from fmdenoise.plan.requests import JobRequests
 
 RESULTS = config["results"]
 
@@ -77,6 +78,40 @@ def rule_resources(rule_name):
         if resource(rule_name, key):
             res[key] = resource(rule_name, key)
     return res
+
+
+# Size-dependent requests (fmdenoise.plan): one calibration table for the whole run.
+REQUESTS = JobRequests(config)
+
+
+def sized_resources(rule_name):
+    """runtime and mem_mb of a rule whose need grows with its input (ingest, patches, predict,
+    metrics): the estimate from the calibration table x planning.margin, never below the
+    config's value; neural predict jobs also ask for the predict rule's GPUs."""
+    res = rule_resources(rule_name)
+
+    def need(key):
+        return lambda wildcards, input: REQUESTS.request(
+            rule_name, dict(wildcards), str(input[0])
+        )[key]
+
+    res["mem_mb"] = need("mem_mb")
+    res["runtime"] = need("runtime")
+    if rule_name == "predict":
+        res["gpu"] = lambda wildcards: REQUESTS.gpus(
+            "predict", wildcards.method, wildcards.dataset
+        )
+        if resource("predict", "gpu_model"):
+            res["gpu_model"] = resource("predict", "gpu_model")
+    return res
+
+
+def method_tile(wildcards):
+    """Tile side of a method's inference: the model's own ``tile`` (null = whole image) or
+    evaluation.tile."""
+    model = wildcards.method.removesuffix("-zeroshot")
+    own = config["models"].get(model, {})
+    return own["tile"] if "tile" in own else config["evaluation"]["tile"]
 
 
 def download_local_input(wildcards):

@@ -69,7 +69,7 @@ rule ingest:
     conda:
         "../envs/fmdenoise.yaml"
     resources:
-        **rule_resources("ingest"),
+        **sized_resources("ingest"),
     params:
         dataset=lambda wildcards: canonical(
             dataset_layout(wildcards.dataset, config["datasets"][wildcards.dataset])
@@ -92,7 +92,7 @@ rule patches:
     conda:
         "../envs/fmdenoise.yaml"
     resources:
-        **rule_resources("patches"),
+        **sized_resources("patches"),
     params:
         patches=canonical(config["patches"]),
         normalization=canonical(config["normalization"]),

@@ -14,11 +14,11 @@ rule predict:
         "../envs/fmdenoise.yaml"
     threads: resource("predict", "cpus")
     resources:
-        **rule_resources("predict"),
+        **sized_resources("predict"),
     params:
         method=method_spec,
         normalization=canonical(config["normalization"]),
-        tile=config["evaluation"]["tile"],
+        tile=method_tile,
         overlap=config["evaluation"]["overlap"],
     script:
         "../workflow_scripts/predict.py"
@@ -37,7 +37,7 @@ rule metrics:
     conda:
         "../envs/fmdenoise.yaml"
     resources:
-        **rule_resources("default"),
+        **sized_resources("metrics"),
     params:
         normalization=canonical(config["normalization"]),
     script:

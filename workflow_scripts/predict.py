@@ -15,4 +15,5 @@ with log_to(snakemake.log[0]), threads(snakemake.threads):
         snakemake.params.normalization,
         tile=snakemake.params.tile,
         overlap=snakemake.params.overlap,
+        workers=snakemake.threads,
     )

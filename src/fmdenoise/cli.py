@@ -10,6 +10,8 @@ Subcommands:
   (:mod:`fmdenoise.deploy.denoise`).
 - ``fmdenoise inspect-source DIR [--config CONFIG]``: what an extracted archive holds and what
   each dataset's globs find there (:mod:`fmdenoise.data.inspect`).
+- ``fmdenoise plan [CONFIG] [--json]``: what a study costs before it runs
+  (:mod:`fmdenoise.plan.report`); ``fmdenoise calibrate`` measures this machine for it.
 - ``fmdenoise export MODEL OUT.zip``: a BioImage Model Zoo package (:mod:`fmdenoise.deploy.export`).
 
 Every error is one line ``fmdenoise: error: ...`` on stderr and exit status 2.
@@ -161,6 +163,111 @@ def _inspect_source(args: argparse.Namespace) -> None:
     print(format_report(inspect_source(args.source, config, args.dataset or None)))
 
 
+def _plan(args: argparse.Namespace) -> None:
+    import json
+
+    from fmdenoise.plan.calibration import Calibration
+    from fmdenoise.plan.report import format_plan, make_plan
+
+    config = load_config(args.config)
+    path = args.calibration or config.get("planning", {}).get("calibration")
+    plan = make_plan(config, Calibration.load(path), workdir=args.workdir)
+    print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from fmdenoise.plan.calibration import Calibration, shipped_table, write_table
+    from fmdenoise.plan.measure import calibrate
+
+    rows = calibrate(args.device, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.append:
+        kept = [r for r in Calibration.load(args.append).rows if r["device_type"] != args.device]
+        rows = kept + rows
+    write_table(rows, args.output or shipped_table())
+    print(args.output or shipped_table())
+
+
+def _rehearse(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from fmdenoise.plan import rehearsal
+    from fmdenoise.plan.calibration import shipped_table
+
+    config = load_config(args.config)
+    opts = rehearsal.Options(
+        datasets=args.datasets.split(",") if args.datasets else None,
+        scale=args.scale,
+        pair_scale=args.pair_scale,
+        steps=args.steps,
+        cpu_batch=None if args.keep_batch else rehearsal.CPU_BATCH,
+        overrides=args.set or (),
+    )
+    run_args = ["--profile", args.profile] if args.profile else ["--cores", str(args.cores)]
+    run_args += args.snakemake_arg or []
+    workdir = Path(args.workdir)
+    cfg_path, log = rehearsal.run(config, workdir, opts, run_args)
+    cfg = load_config(cfg_path)
+    out = rehearsal.write_report(workdir, cfg, log, Path(args.calibration or shipped_table()))
+    print((out / "rehearsal_summary.md").read_text())
+    print(f"per job: {out / 'rehearsal.csv'}; calibration: {out / 'calibration.csv'}")
+
+
+def _add_plan(sub: Any) -> None:
+    """The ``plan`` and ``calibrate`` subcommands' arguments."""
+    plan = sub.add_parser(
+        "plan",
+        help="price a study before submitting it: jobs, GPU/CPU-hours, memory, disk",
+        description="Per rule: jobs, SLURM submissions, GPU-hours, CPU-hours, the longest job "
+        "against its runtime request, the largest memory need against its request; disk per "
+        "stage. Costs come from the calibration table; GPU figures that were not measured are "
+        "estimated from FLOP counts and marked ESTIMATE.",
+    )
+    plan.add_argument("config", nargs="?", default="config.yaml", help="study config")
+    plan.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    plan.add_argument("--calibration", default=None, help="calibration table (CSV)")
+    plan.add_argument(
+        "--workdir", default=".", help="where results/ lives (measured sizes once ingested)"
+    )
+    plan.set_defaults(func=_plan)
+    cal = sub.add_parser(
+        "calibrate",
+        help="measure this machine for the calibration table (minutes)",
+        description="Full-size training steps, inference s/Mpx per model and BM3D, and the data "
+        "rules' s/Mpx on this machine's DEVICE, each in its own process.",
+    )
+    cal.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    cal.add_argument("-o", "--output", default=None, help="CSV to write (default: shipped table)")
+    cal.add_argument("--append", default=None, help="keep this table's rows of other device types")
+    cal.set_defaults(func=_calibrate)
+    reh = sub.add_parser(
+        "rehearse",
+        help="run the study end to end on synthetic data of its real shape (local HTTP server)",
+        description="Render a source shaped like the real archives (the config's datasets and "
+        "expected sizes x --scale), serve it and random full-size official checkpoints from "
+        "127.0.0.1, run the config unchanged but for those URLs, a short step budget and "
+        "--set overrides, then report every job's measured time, memory and bytes against its "
+        "request. On CPU the training batch is cut to 2 unless --keep-batch.",
+    )
+    reh.add_argument("config", nargs="?", default="config.yaml")
+    reh.add_argument("--datasets", default=None, help="comma-separated subset (default: all)")
+    reh.add_argument("--scale", type=float, default=1.0, help="image sides x SCALE")
+    reh.add_argument("--pair-scale", type=float, default=None, help="pairs x this (default SCALE)")
+    reh.add_argument("--steps", type=int, default=2, help="training steps per run (default 2)")
+    reh.add_argument("--cores", type=int, default=2)
+    reh.add_argument("--profile", default=None, help="e.g. profiles/slurm (instead of --cores)")
+    reh.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
+    reh.add_argument("--keep-batch", action="store_true", help="keep the config's batch size")
+    reh.add_argument(
+        "--snakemake-arg",
+        action="append",
+        metavar="ARG",
+        help="passed on to snakemake (repeat; e.g. --snakemake-arg=--slurm-no-account)",
+    )
+    reh.add_argument("--workdir", default=".", help="where results/rehearsal is written")
+    reh.add_argument("--calibration", default=None, help="base calibration table")
+    reh.set_defaults(func=_rehearse)
+
+
 def _add_inspect_source(sub: Any) -> None:
     """The ``inspect-source`` subcommand's arguments."""
     ins = sub.add_parser(
@@ -196,6 +303,7 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("--sha256", default=None, help="expected sha256 (omit to print it)")
     get.set_defaults(func=_fetch)
     _add_inspect_source(sub)
+    _add_plan(sub)
     _add_denoise(sub)
     _add_export(sub)
     return parser

@@ -137,3 +137,22 @@ def test_validation_tables(tmp_path):
     assert list(aug["val_psnr_rot"]) == [28.5, 30.5]
     write_plain_table(aug, tmp_path / "t" / "augmentation", "Aug")
     assert "val_psnr_rot" in (tmp_path / "t" / "augmentation.md").read_text()
+
+
+def test_bm3d_over_several_processes_equals_one(tmp_path, dataset):
+    """BM3D uses the job's CPUs (one image per process) and gives the serial result (to float32
+    rounding: the worker runs one thread, whose summation order differs)."""
+    from fmdenoise.io import read_image
+
+    predict_dataset({"kind": "bm3d"}, dataset, tmp_path / "serial", NORM)
+    predict_dataset({"kind": "bm3d"}, dataset, tmp_path / "parallel", NORM, workers=2)
+    for name in ("test-0000", "test-0001", "test-0002"):
+        np.testing.assert_allclose(
+            read_image(tmp_path / "serial" / f"{name}.tif"),
+            read_image(tmp_path / "parallel" / f"{name}.tif"),
+            rtol=1e-5,
+        )
+    timing = json.loads((tmp_path / "parallel" / "timing.json").read_text())
+    assert timing["workers"] == 2 and timing["megapixels"] == pytest.approx(3 * 40 * 40 / 1e6)
+    serial = json.loads((tmp_path / "serial" / "timing.json").read_text())
+    assert serial["workers"] == 1

@@ -1,0 +1,329 @@
+"""The real study rehearsed at real size, before anyone spends GPU-hours on it.
+
+:func:`prepare` renders a synthetic source with the real study's shape (the config's datasets,
+pair counts and image sizes, times ``scale``; :mod:`.rehearsal_source`), writes random
+full-size weights in the official checkpoint containers, and writes a rehearsal config: the
+given config unchanged except the download URLs (a local HTTP server on 127.0.0.1), a short
+step budget, the results folder and the ``overrides`` named on the command line. On CPU the
+training batch is cut to 2 (full-size Restormer at batch 8 needs more than 24 GB) and the
+report says so. :func:`run` serves the files and runs Snakemake on it, locally or through a
+profile (SLURM). :func:`collect` then reads every job's measured wall time and peak memory
+(its benchmark file), its request (Snakemake's log) and the bytes it wrote, and
+:func:`calibration_rows` turns the measurements into calibration rows for ``fmdenoise plan``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+import http.server
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from fmdenoise.config import validate
+from fmdenoise.errors import ConfigError, FmdenoiseError
+from fmdenoise.io import write_text
+from fmdenoise.plan.rehearsal_source import scaled_size, write_checkpoint, write_dataset_archive
+
+CPU_BATCH = 2
+
+
+@dataclasses.dataclass
+class Options:
+    """What to rehearse and how."""
+
+    datasets: Sequence[str] | None = None  # None: all of the config's
+    scale: float = 1.0  # image sides x scale
+    pair_scale: float | None = None  # pair counts x pair_scale (default: scale)
+    steps: int = 2
+    cpu_batch: int | None = CPU_BATCH  # None: keep the config's batch size (a GPU machine)
+    overrides: Sequence[str] = ()  # "dotted.key=yaml value"
+    results: str = "results/rehearsal"
+
+
+def apply_override(config: dict[str, Any], item: str) -> None:
+    """Set ``a.b.c=value`` (value parsed as YAML) in ``config``."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected key.path=value")
+    *path, last = key.split(".")
+    node = config
+    for part in path:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {item!r}: {part} is not a mapping")
+    node[last] = yaml.safe_load(value)
+
+
+def rehearsal_config(config: Mapping[str, Any], base_url: str, opts: Options) -> dict[str, Any]:
+    """The rehearsal's config (see the module docstring); raises on an unknown dataset."""
+    cfg = copy.deepcopy(dict(config))
+    names = list(opts.datasets or cfg["datasets"])
+    unknown = sorted(set(names) - set(cfg["datasets"]))
+    if unknown:
+        raise ConfigError(f"--datasets {unknown[0]!r}: not a dataset of the config")
+    cfg["datasets"] = {n: cfg["datasets"][n] for n in names}
+    pair_scale = opts.scale if opts.pair_scale is None else opts.pair_scale
+    for ds in cfg["datasets"].values():
+        if "expected" not in ds:
+            raise ConfigError("datasets.*.expected: a rehearsal renders the expected sizes")
+        ds["expected"] = scaled_size(ds["expected"], opts.scale, pair_scale)
+    archives = {ds["archive"] for ds in cfg["datasets"].values()}
+    checkpoints = {
+        m["pretrained"]["download"]
+        for m in cfg["models"].values()
+        if m["pretrained"]["source"] == "download"
+    }
+    cfg["downloads"] = {
+        key: {
+            **{k: v for k, v in spec.items() if k not in ("manual_path", "sha256")},
+            "url": f"{base_url}/{key}",
+            "sha256": None,
+        }
+        for key, spec in cfg["downloads"].items()
+        if key in archives | checkpoints
+    }
+    t = cfg.setdefault("training", {})
+    t.update(steps=opts.steps, val_every=opts.steps, checkpoint_every=opts.steps)
+    if opts.cpu_batch is not None:  # a CPU rehearsal: smaller batch, no GPU requests
+        t["batch_size"] = opts.cpu_batch
+        for rule in ("train", "predict"):
+            cfg.setdefault("resources", {}).setdefault(rule, {})["gpu"] = 0
+    cfg["results"] = opts.results
+    cfg["study"] = f"{cfg['study']}-rehearsal"
+    for item in opts.overrides:
+        apply_override(cfg, item)
+    return validate(cfg, source="rehearsal config")
+
+
+def prepare(
+    config: Mapping[str, Any], serve_dir: Path, base_url: str, opts: Options
+) -> dict[str, Any]:
+    """Render the served files into ``serve_dir``; return the rehearsal config."""
+    cfg = rehearsal_config(config, base_url, opts)
+    serve_dir.mkdir(parents=True, exist_ok=True)
+    for i, (name, ds) in enumerate(cfg["datasets"].items()):
+        path = serve_dir / ds["archive"]
+        if not path.exists():
+            write_dataset_archive(name, ds["modality"], ds["expected"], path, seed=i)
+    for model in cfg["models"].values():
+        pre = model["pretrained"]
+        if pre["source"] == "download" and not (serve_dir / pre["download"]).exists():
+            write_checkpoint(model["arch"], pre["format"], serve_dir / pre["download"])
+    return cfg
+
+
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1 (a free port) for the duration; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def run(
+    config: Mapping[str, Any],
+    workdir: Path,
+    opts: Options,
+    snakemake_args: Sequence[str] = ("--cores", "2"),
+    snakefile: Path | None = None,
+) -> tuple[Path, str]:
+    """Prepare, serve, run Snakemake to the end; returns (rehearsal config path, its log)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    serve_dir = workdir / "rehearsal-served"
+    with serve(serve_dir) as url:
+        cfg = prepare(config, serve_dir, url, opts)
+        cfg_path = workdir / "rehearsal.yaml"
+        write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
+        snakefile = snakefile or Path(__file__).resolve().parents[3] / "Snakefile"
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir)]
+        cmd += ["--configfile", str(cfg_path), *snakemake_args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    log = proc.stdout + proc.stderr
+    write_text(workdir / cfg["results"] / "rehearsal.log", log)
+    if proc.returncode != 0:
+        raise FmdenoiseError(f"rehearsal: snakemake failed ({proc.returncode}):\n{log[-5000:]}")
+    return cfg_path, log
+
+
+def parse_jobs(log: str) -> list[dict[str, Any]]:
+    """Each job Snakemake started: rule, output paths, benchmark path, requested resources."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:\n)", log):
+        head = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):\n", block)
+        if not head:
+            continue
+        fields = dict(re.findall(r"^    (\w+): (.*)$", block, re.M))
+        if "benchmark" not in fields:
+            continue
+        resources = dict(re.findall(r"(\w+)=([^,\s]+)", fields.get("resources", "")))
+        jobs.append(
+            {
+                "rule": head[1],
+                "benchmark": fields["benchmark"],
+                "outputs": [o.strip() for o in fields.get("output", "").split(",") if o.strip()],
+                "threads": int(fields.get("threads", 1)),
+                "req_mem_mb": int(resources.get("mem_mb", 0)),
+                "req_runtime_min": int(resources.get("runtime", 0)),
+                "req_gpu": int(resources.get("gpu", 0)),
+            }
+        )
+    return jobs
+
+
+def _bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def collect(workdir: Path, log: str) -> pd.DataFrame:
+    """Per job: rule, wall seconds, peak RSS (MB), bytes written, and its requests."""
+    rows = []
+    for job in parse_jobs(log):
+        bench = workdir / job["benchmark"]
+        if not bench.is_file():
+            continue
+        b = pd.read_csv(bench, sep="\t").iloc[-1]
+        rows.append(
+            {
+                "rule": job["rule"],
+                "job": job["benchmark"].split("/benchmarks/", 1)[-1].removesuffix(".tsv"),
+                "seconds": float(b["s"]),
+                "max_rss_mb": float(b["max_rss"]) if b["max_rss"] != "-" else float("nan"),
+                "bytes_written": sum(_bytes(workdir / o) for o in job["outputs"]),
+                "req_runtime_min": job["req_runtime_min"],
+                "req_mem_mb": job["req_mem_mb"],
+                "req_gpu": job["req_gpu"],
+                "threads": job["threads"],
+            }
+        )
+    return pd.DataFrame(rows).drop_duplicates("job", keep="last")
+
+
+def calibration_rows(
+    workdir: Path, config: Mapping[str, Any], jobs: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """Calibration rows measured by the rehearsal: data rules' and BM3D/inference s/Mpx from the
+    jobs' benchmark files, manifests and ``timing.json``. (Training steps are not taken from
+    the rehearsal's runs, whose few steps are dominated by loading and validation: they come
+    from ``fmdenoise calibrate``.) Rates include each job's start-up, so at a small scale they
+    overstate the per-megapixel cost: a conservative extrapolation."""
+    results = workdir / config["results"]
+    rows: list[dict[str, Any]] = []
+    mpx: dict[str, dict[str, float]] = {}
+    for name in config["datasets"]:
+        m = pd.read_csv(results / "data" / name / "manifest.csv")
+        low = m[m["role"] == "low"]
+        px = (low["height"] * low["width"]) / 1e6
+        mpx[name] = {
+            "all": float((m["height"] * m["width"]).sum()) / 1e6,
+            "train": 2 * float(px[low["split"] != "test"].sum()),
+            "test": 2 * float(px[low["split"] == "test"].sum()),
+        }
+    per = {"ingest": "all", "patches": "train", "metrics": "test"}
+    for rule, part in per.items():
+        sub = jobs[jobs["rule"] == rule]
+        total_s = sub["seconds"].sum()
+        total_mpx = sum(mpx[j.split("/")[-1]][part] for j in sub["job"])
+        if total_mpx:
+            rows.append(
+                {
+                    "kind": "rule",
+                    "name": rule,
+                    "device_type": "cpu",
+                    "value": total_s / total_mpx,
+                    "unit": "s/Mpx",
+                    "mpx": total_mpx / max(len(sub), 1),
+                    "peak_mem_mb": float(sub["max_rss_mb"].max()),
+                    "source": "rehearsal",
+                }
+            )
+    for timing in sorted((results / "predictions").glob("*/*/timing.json")):
+        t = json.loads(timing.read_text())
+        method = timing.parent.parent.name
+        if method in ("raw",) or method.startswith("provided-"):
+            continue
+        arch = (
+            "bm3d"
+            if method == "bm3d"
+            else config["models"][method.removesuffix("-zeroshot")]["arch"]
+        )
+        rows.append(
+            {
+                "kind": "infer",
+                "name": arch,
+                "device_type": t["device_type"],
+                "device": t["device"],
+                "value": t["seconds_per_megapixel"],
+                "unit": "s/Mpx",
+                "tile": t["tile"],
+                "mpx": t["megapixels"],
+                "threads": t["threads"],
+                "source": f"rehearsal {method}",
+            }
+        )
+    return rows
+
+
+def summarize(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: jobs, the largest measured/requested ratios of runtime and memory."""
+    j = jobs.assign(
+        runtime_ratio=jobs["seconds"] / (60 * jobs["req_runtime_min"]),
+        mem_ratio=jobs["max_rss_mb"] / jobs["req_mem_mb"],
+    )
+    return (
+        j.groupby("rule", sort=False)
+        .agg(
+            jobs=("job", "size"),
+            max_seconds=("seconds", "max"),
+            max_runtime_ratio=("runtime_ratio", "max"),
+            max_rss_mb=("max_rss_mb", "max"),
+            max_mem_ratio=("mem_ratio", "max"),
+            bytes_written=("bytes_written", "sum"),
+        )
+        .reset_index()
+    )
+
+
+def write_report(workdir: Path, config: Mapping[str, Any], log: str, base_table: Path) -> Path:
+    """``rehearsal.csv`` (per job), ``rehearsal_summary.md`` (per rule, measured vs requested)
+    and ``calibration.csv`` (the base table plus the rehearsal's rows) in the results folder."""
+    from fmdenoise.plan.calibration import Calibration, write_table
+
+    out = workdir / config["results"]
+    jobs = collect(workdir, log)
+    write_text(out / "rehearsal.csv", jobs.to_csv(index=False))
+    summary = summarize(jobs)
+    batch = config["training"]["batch_size"]
+    text = summary.to_markdown(index=False, floatfmt=".3g")
+    text += f"\n\ntraining batch size in this rehearsal: {batch}\n"
+    write_text(out / "rehearsal_summary.md", text)
+    rows = [r for r in Calibration.load(base_table).rows if r.get("source") != "rehearsal"]
+    rehearsed = calibration_rows(workdir, config, jobs)
+    keys = {(r["kind"], r["name"], r["device_type"]) for r in rehearsed}
+    rows = [r for r in rows if (r["kind"], r["name"], r["device_type"]) not in keys] + rehearsed
+    write_table(rows, out / "calibration.csv")
+    return out

@@ -1,0 +1,212 @@
+"""`fmdenoise plan`: job counts, hours, memory and disk of a small study computed by hand, the
+counts against `snakemake -n`, estimates flagged, and the requests that follow input size."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from fmdenoise.cli import main
+from fmdenoise.config import load_config, validate
+from fmdenoise.models import GRAY_DEFAULTS
+from fmdenoise.plan.calibration import Calibration, write_table
+from fmdenoise.plan.report import make_plan
+from fmdenoise.plan.requests import JobRequests
+
+from ..conftest import ROOT
+
+HAND_TABLE = [
+    {"kind": "flops", "name": "drunet", "device_type": "cpu", "value": 100.0, "unit": "GFLOP"},
+    {"kind": "flops", "name": "care_unet", "device_type": "cpu", "value": 10.0, "unit": "GFLOP"},
+    {"kind": "params", "name": "drunet", "device_type": "cpu", "value": 1_000_000, "unit": "n"},
+    {"kind": "params", "name": "care_unet", "device_type": "cpu", "value": 100_000, "unit": "n"},
+    {"kind": "train", "name": "drunet", "device_type": "cuda", "device": "GPU-X",
+     "precision": "bf16", "batch": 4, "patch": 128, "value": 0.5, "unit": "s/step",
+     "peak_mem_mb": 2000},
+    {"kind": "train", "name": "care_unet", "device_type": "cuda", "device": "GPU-X",
+     "precision": "bf16", "batch": 4, "patch": 128, "value": 0.1, "unit": "s/step"},
+    {"kind": "infer", "name": "drunet", "device_type": "cuda", "device": "GPU-X", "value": 2.0,
+     "unit": "s/Mpx", "peak_mem_mb": 1000},
+    {"kind": "infer", "name": "care_unet", "device_type": "cuda", "device": "GPU-X", "value": 1.0,
+     "unit": "s/Mpx"},
+    {"kind": "infer", "name": "bm3d", "device_type": "cpu", "device": "CPU-Y", "value": 50.0,
+     "unit": "s/Mpx"},
+    {"kind": "rule", "name": "ingest", "device_type": "cpu", "device": "CPU-Y", "value": 1.0,
+     "unit": "s/Mpx", "mpx": 4, "peak_mem_mb": 300},
+    {"kind": "rule", "name": "patches", "device_type": "cpu", "device": "CPU-Y", "value": 2.0,
+     "unit": "s/Mpx", "mpx": 2, "peak_mem_mb": 300},
+    {"kind": "rule", "name": "metrics", "device_type": "cpu", "device": "CPU-Y", "value": 0.5,
+     "unit": "s/Mpx", "mpx": 2, "peak_mem_mb": 300},
+]  # fmt: skip
+
+
+def small_config():
+    return validate(
+        {
+            "study": "plan-test",
+            "results": "results/plan-test",
+            "downloads": {
+                "a": {"url": "https://example.org/a.zip"},
+                "w.pth": {"url": "https://example.org/w.pth", "kind": "checkpoint"},
+            },
+            "datasets": {
+                "ds": {
+                    "archive": "a",
+                    "train": {"low": "{dataset}-lowsnr.tif", "gt": "{dataset}-highsnr.tif"},
+                    "test": {"low": "t/{dataset}-lowsnr.tif", "gt": "t/{dataset}-highsnr.tif"},
+                    "expected": {"train_pairs": 10, "test_pairs": 4, "height": 1000, "width": 1000},
+                }
+            },
+            "split": {"val_fraction": 0.2},
+            "patches": {"size": 128, "per_image": 10},
+            "models": {
+                "drunet": {
+                    "arch": "drunet",
+                    "kwargs": copy.deepcopy(GRAY_DEFAULTS["drunet"]),
+                    "pretrained": {"source": "download", "download": "w.pth", "format": "kair"},
+                },
+                "care": {"arch": "care_unet", "pretrained": {"source": "none"}},
+            },
+            "grid": {
+                "losses": ["mae", "mse"],
+                "learning_rates": [0.001],
+                "seeds": [0],
+                "scratch_study": True,
+                "augmentation_study": False,
+            },
+            "training": {"steps": 1000, "batch_size": 4, "val_every": 500},
+            "resources": {
+                "train": {"cpus": 4, "gpu": 1, "runtime": 60, "mem_mb": 8000},
+                "predict": {"cpus": 2, "gpu": 1},
+            },
+        }
+    )
+
+
+@pytest.fixture
+def hand_table(tmp_path):
+    path = tmp_path / "calibration.csv"
+    write_table(HAND_TABLE, path)
+    return path
+
+
+def test_plan_matches_hand_computation(hand_table, tmp_path):
+    plan = make_plan(small_config(), Calibration.load(hand_table), workdir=tmp_path)
+    counts = {rule: s["jobs"] for rule, s in plan["rules"].items()}
+    assert counts == {
+        "download": 2, "extract": 1, "convert_checkpoint": 1, "ingest": 1, "patches": 1,
+        "train": 5, "select": 2, "studies": 1, "predict": 5, "metrics": 5,
+        "figure_examples": 1, "table_main": 1, "table_cost": 1, "table_validation": 2,
+        "figure_psnr_vs_cost": 1, "figure_learning_curves": 1,
+    }  # fmt: skip
+    assert plan["jobs"] == 31
+    assert plan["submissions"] == 26  # each metrics job rides with its predict job
+    # train: 1000 steps x step + 3 validations x 20 val patches (2 val images x 10) forward
+    drunet_run = 1000 * 0.5 + 3 * 20 * 0.5 / 4 / 3  # 502.5 s
+    care_run = 1000 * 0.1 + 3 * 20 * 0.1 / 4 / 3  # 100.5 s
+    train = 3 * drunet_run + 2 * care_run  # 2 losses + scratch study; CARE: 2 losses
+    predict = (2.0 * 4 + 30) * 2 + (1.0 * 4 + 30)  # zero-shot + fine-tuned DRUNet, CARE
+    assert plan["rules"]["train"]["gpu_hours"] == pytest.approx(train / 3600)
+    assert plan["rules"]["predict"]["gpu_hours"] == pytest.approx(predict / 3600)
+    assert plan["gpu_hours"] == pytest.approx((train + predict) / 3600)
+    # BM3D over the job's 2 CPUs: 50 s/Mpx x 4 Mpx / 2 workers, 2 CPUs held
+    bm3d_cpu_s = 50 * 4 / 2 * 2
+    assert plan["rules"]["predict"]["cpu_hours"] * 3600 == pytest.approx(
+        bm3d_cpu_s + 2 * (5 + 4 * 0.05) * 0 + 2 * 2 * 38 + 2 * 34 + 2 * (5 + 0.2), rel=1e-6
+    )
+    assert plan["rules"]["train"]["longest_job_h"] == pytest.approx(drunet_run / 3600)
+    assert plan["rules"]["train"]["runtime_request_h"] == 1.0  # config floor (60 min) holds
+    assert plan["rules"]["ingest"]["longest_job_h"] == pytest.approx((10 + 1.0 * 28) / 3600)
+    # disk: data = (low + gt) x (10 train + 4 test) Mpx float32; runs = 5 x params x 20 bytes
+    assert plan["disk_gb_by_stage"]["data"] == pytest.approx(2 * 14 * 4e6 / 1e9)
+    assert plan["disk_gb_by_stage"]["runs"] == pytest.approx((3 * 1e6 + 2 * 1e5) * 20 / 1e9)
+    assert plan["disk_gb_by_stage"]["patches"] == pytest.approx(2 * 100 * 128**2 * 4 / 1e9)
+    assert plan["estimates"] == []  # every figure was measured
+    assert plan["datasets"]["ds"]["source"] == "expected"
+
+
+def test_unmeasured_gpu_is_an_estimate_and_says_so(hand_table, tmp_path, capsys):
+    table = [r for r in HAND_TABLE if not (r["kind"] == "train" and r["name"] == "drunet")]
+    write_table(table, tmp_path / "partial.csv")
+    plan = make_plan(small_config(), Calibration.load(tmp_path / "partial.csv"), tmp_path)
+    assert plan["rules"]["train"]["estimated"] and not plan["rules"]["predict"]["estimated"]
+    assert len(plan["estimates"]) == 1 and "TFLOP/s" in plan["estimates"][0]
+    # 3 x 100 GFLOP x 4 patches / (312 TFLOP/s x 0.25) per step
+    step = 3 * 100e9 * 4 / (312e12 * 0.25)
+    run = 1000 * step + 3 * 20 * step / 4 / 3
+    assert plan["rules"]["train"]["gpu_hours"] == pytest.approx((3 * run + 2 * 100.5) / 3600)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(small_config()))
+    assert (
+        main(["plan", str(tmp_path / "c.yaml"), "--calibration", str(tmp_path / "partial.csv")])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert re.search(r"^train .*ESTIMATE", out, re.M) and "ESTIMATE: estimate (" in out
+
+
+def test_plan_json_cli(hand_table, tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(small_config()))
+    assert main(["plan", str(tmp_path / "c.yaml"), "--json", "--calibration", str(hand_table)]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    for key in ("jobs", "submissions", "gpu_hours", "cpu_hours", "disk_gb", "rules"):
+        assert key in plan
+    assert plan["rules"]["train"]["jobs"] == 5
+
+
+def test_measured_sizes_replace_expected_ones(hand_table, tmp_path):
+    config = small_config()
+    data = tmp_path / config["results"] / "data" / "ds"
+    data.mkdir(parents=True)
+    rows = ["image,split,role,path,height,width,dtype,sha256,source"]
+    for i, split in enumerate(["train", "train", "val", "test"]):
+        for role in ("low", "gt"):
+            rows.append(f"i{i},{split},{role},x,2000,1000,float32,0,s")
+    (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    plan = make_plan(config, Calibration.load(hand_table), workdir=tmp_path)
+    assert plan["datasets"]["ds"] == {"source": "manifest", "train_mpx": 6.0, "test_mpx": 2.0}
+    req = JobRequests(
+        {**config, "planning": {**config["planning"], "calibration": str(hand_table)}}
+    )
+    # predict of DRUNet on the measured 2 Mpx test side: (2 s/Mpx x 2 Mpx + 30 s) x 1.5
+    r = req.request("predict", {"method": "drunet", "dataset": "ds"}, str(data))
+    assert r["gpu"] == 1 and r["runtime"] == 60  # 51 s x 1.5 < the 60 min floor
+    assert req.request("predict", {"method": "bm3d", "dataset": "ds"}, str(data))["gpu"] == 0
+    config["resources"]["predict"]["runtime"] = 1
+    req = JobRequests(
+        {**config, "planning": {**config["planning"], "calibration": str(hand_table)}}
+    )
+    r = req.request("predict", {"method": "bm3d", "dataset": "ds"}, str(data))
+    assert r["runtime"] == -(-(50 * 2 / 2) * 1.5 // 60)  # 50 s/Mpx x 2 Mpx / 2 CPUs, x 1.5
+
+
+def snakemake_counts(configfile):
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", configfile, "--quiet", "rules"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    table = out.split("Job stats:")[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+@pytest.mark.parametrize("configfile", ["config.yaml", "demo/config.yaml"])
+def test_plan_counts_equal_snakemake_dry_run(configfile):
+    config = load_config(ROOT / configfile)
+    plan = make_plan(config, workdir=ROOT / "nonexistent")
+    dry = snakemake_counts(configfile)
+    dry.pop("all"), dry.pop("total")
+    ours = {rule: s["jobs"] for rule, s in plan["rules"].items()}
+    # the scratch/augmentation runs exist only after selection: snakemake -n cannot list them
+    grid = config["grid"]
+    finetune = [
+        m for m in config["models"] if config["models"][m]["pretrained"]["source"] != "none"
+    ]
+    studies = len(finetune) * len(config["datasets"]) * len(grid["seeds"])
+    studies *= grid["scratch_study"] + grid["augmentation_study"]
+    ours["train"] -= studies
+    assert ours == dry
