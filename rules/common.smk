@@ -159,6 +159,7 @@ def all_targets():
         + training_targets()
         + [f"{RESULTS}/tables/{t}.md" for t in tables]
         + [f"{RESULTS}/figures/{f}.png" for f in figures]
+        + [f"{RESULTS}/answers.md"]
     )
 
 
@@ -284,6 +285,8 @@ def methods(dataset):
     names = ["raw", *[f"provided-{m}" for m in provided]]
     if config["evaluation"]["bm3d"]:
         names.append("bm3d")
+    if config["evaluation"]["bm3d_vst"]:
+        names.append("bm3d-vst")
     names += [f"{m}-zeroshot" for m in FINETUNE_MODELS]
     return names + list(config["models"])
 
@@ -304,7 +307,7 @@ def method_spec(wildcards):
     from the ``select`` checkpoint, which a job submitted alone (SLURM) resolves only after
     Snakemake has evaluated the params."""
     m = wildcards.method
-    if m == "raw" or m == "bm3d":
+    if m in ("raw", "bm3d", "bm3d-vst"):
         return {"kind": m}
     if m.startswith("provided-"):
         return {"kind": "provided", "name": m.removeprefix("provided-")}
@@ -358,6 +361,18 @@ def study_files(wildcards):
         for m in FINETUNE_MODELS
         for d in config["datasets"]
     ]
+
+
+def answers_inputs(wildcards):
+    """The tables the answer sheet reads and the per-image metrics of every method."""
+    grid = config["grid"]
+    tables = ["main", "cost", "hyperparameters"]
+    tables += ["scratch"] * bool(grid["scratch_study"])
+    tables += ["augmentation"] * bool(grid["augmentation_study"])
+    return {
+        "tables": [f"{RESULTS}/tables/{t}.csv" for t in tables],
+        "metrics": all_metrics(wildcards),
+    }
 
 
 def example_inputs(wildcards):

@@ -125,3 +125,26 @@ rule table_cost:
         **rule_resources("default"),
     script:
         "../workflow_scripts/table_cost.py"
+
+
+rule answers:
+    input:
+        unpack(answers_inputs),
+    output:
+        report(
+            f"{RESULTS}/answers.md",
+            caption="../report/answers.rst",
+            category="Answers",
+        ),
+    log:
+        f"{RESULTS}/logs/answers.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/answers.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    params:
+        finetuned=FINETUNE_MODELS,
+    script:
+        "../workflow_scripts/answers.py"

@@ -80,10 +80,10 @@ def test_demo_through_slurm_matches_local_run(reduced_demo, slurm_env, tmp_path)
     for job in sorted(jobs)[-3:]:  # finished jobs stay known to slurmctld for MinJobAge
         info = scontrol(slurm_env, job)
         assert "JobState=COMPLETED" in info and re.search(r"gres[:/]gpu[:=]1", info), info
-    # each metric job rides along with the prediction it scores: 10 submissions for 20 jobs
+    # each metric job rides along with the prediction it scores: 11 submissions for 22 jobs
     logs = work / ".snakemake" / "slurm_logs"
     assert sorted(p.name for p in logs.glob("group_*")) == ["group_evaluate_metrics_predict"]
-    assert len(list((logs / "group_evaluate_metrics_predict").rglob("*.log"))) == 10
+    assert len(list((logs / "group_evaluate_metrics_predict").rglob("*.log"))) == 11
     # (training is bitwise reproducible; BM3D only to float32 rounding, hence rtol for main)
     for table in ("main", "hyperparameters", "scratch", "augmentation"):
         a = pd.read_csv(local / "results" / "demo" / "tables" / f"{table}.csv")

@@ -27,7 +27,7 @@ def dataset(tmp_path):
     return tmp_path / "data"
 
 
-@pytest.mark.parametrize("kind", ["raw", "provided", "bm3d", "model"])
+@pytest.mark.parametrize("kind", ["raw", "provided", "bm3d", "bm3d-vst", "model"])
 def test_predict_and_evaluate_every_method_kind(tmp_path, dataset, kind):
     method = {"kind": kind}
     if kind == "provided":
@@ -78,11 +78,13 @@ def test_main_table_compares_with_the_best_baseline(tmp_path):
     row = table.set_index("method").loc["drunet"]
     assert row["best_baseline"] == "care"
     assert row["p_vs_best_baseline"] == pytest.approx(2 / 2**8)  # all 8 pairs favour drunet
+    assert row["p_holm"] == pytest.approx(2 / 2**8)  # one comparison: Holm leaves it
+    assert row["verdict"] == "better" and row["comparisons"] == 1
     assert row["psnr_ci_low"] < row["psnr"] < row["psnr_ci_high"]
     write_table(table, tmp_path / "tables" / "main", "Main")
     assert (tmp_path / "tables" / "main.csv").exists()
     md = (tmp_path / "tables" / "main.md").read_text()
-    assert "drunet" in md and CONVENTION in md
+    assert "drunet" in md and CONVENTION in md and "| better" in md
     assert "\\begin{table}" in (tmp_path / "tables" / "main.tex").read_text()
 
 
@@ -156,3 +158,31 @@ def test_bm3d_over_several_processes_equals_one(tmp_path, dataset):
     assert timing["workers"] == 2 and timing["megapixels"] == pytest.approx(3 * 40 * 40 / 1e6)
     serial = json.loads((tmp_path / "serial" / "timing.json").read_text())
     assert serial["workers"] == 1
+
+
+def test_main_table_holm_over_a_datasets_comparisons(tmp_path):
+    """Three fine-tuned models against the best baseline: better, worse, tie; Holm over 3."""
+    rng = np.random.default_rng(1)
+    base = 30 + rng.normal(0, 1, 10)
+    shifts = {"care": 0.0, "up": 0.5, "down": -0.5, "tie": None}
+    files = {}
+    for method, shift in shifts.items():
+        psnr = base + (shift if shift is not None else rng.normal(0, 0.3, 10))
+        df = pd.DataFrame({"image": [f"i{k}" for k in range(10)], "psnr": psnr, "ssim": 0.9})
+        df["convention"] = CONVENTION
+        files[(method, "d")] = tmp_path / f"{method}.csv"
+        df.to_csv(files[(method, "d")], index=False)
+    table = main_table(files, finetuned=["up", "down", "tie"]).set_index("method")
+    from scipy import stats
+
+    raw = {m: stats.wilcoxon(pd.read_csv(files[(m, "d")])["psnr"], base).pvalue for m in shifts}
+    order = sorted(["up", "down", "tie"], key=lambda m: raw[m])
+    expected, running = {}, 0.0
+    for i, m in enumerate(order):
+        running = max(running, min(1.0, (3 - i) * raw[m]))
+        expected[m] = running
+    for m in ("up", "down", "tie"):
+        assert table.loc[m, "p_holm"] == pytest.approx(expected[m])
+        assert table.loc[m, "comparisons"] == 3
+    assert table.loc["up", "verdict"] == "better" and table.loc["down", "verdict"] == "worse"
+    assert table.loc["tie", "verdict"] == "not significant"

@@ -101,12 +101,12 @@ def test_plan_matches_hand_computation(hand_table, tmp_path):
     counts = {rule: s["jobs"] for rule, s in plan["rules"].items()}
     assert counts == {
         "download": 2, "extract": 1, "convert_checkpoint": 1, "ingest": 1, "patches": 1,
-        "train": 5, "select": 2, "studies": 1, "predict": 5, "metrics": 5,
+        "train": 5, "select": 2, "studies": 1, "predict": 6, "metrics": 6,
         "figure_examples": 1, "table_main": 1, "table_cost": 1, "table_validation": 2,
-        "figure_psnr_vs_cost": 1, "figure_learning_curves": 1,
+        "figure_psnr_vs_cost": 1, "figure_learning_curves": 1, "answers": 1,
     }  # fmt: skip
-    assert plan["jobs"] == 31
-    assert plan["submissions"] == 26  # each metrics job rides with its predict job
+    assert plan["jobs"] == 34
+    assert plan["submissions"] == 28  # each metrics job rides with its predict job
     # train: 1000 steps x step + 3 validations x 20 val patches (2 val images x 10) forward
     drunet_run = 1000 * 0.5 + 3 * 20 * 0.5 / 4 / 3  # 502.5 s
     care_run = 1000 * 0.1 + 3 * 20 * 0.1 / 4 / 3  # 100.5 s
@@ -115,8 +115,9 @@ def test_plan_matches_hand_computation(hand_table, tmp_path):
     assert plan["rules"]["train"]["gpu_hours"] == pytest.approx(train / 3600)
     assert plan["rules"]["predict"]["gpu_hours"] == pytest.approx(predict / 3600)
     assert plan["gpu_hours"] == pytest.approx((train + predict) / 3600)
-    # BM3D over the job's 2 CPUs: 50 s/Mpx x 4 Mpx / 2 workers, 2 CPUs held
-    bm3d_cpu_s = 50 * 4 / 2 * 2
+    # BM3D and BM3D-VST (priced by the BM3D row) over the job's 2 CPUs: 50 s/Mpx x 4 Mpx / 2
+    # workers, 2 CPUs held
+    bm3d_cpu_s = 2 * (50 * 4 / 2 * 2)
     assert plan["rules"]["predict"]["cpu_hours"] * 3600 == pytest.approx(
         bm3d_cpu_s + 2 * (5 + 4 * 0.05) * 0 + 2 * 2 * 38 + 2 * 34 + 2 * (5 + 0.2), rel=1e-6
     )

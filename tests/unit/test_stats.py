@@ -28,3 +28,20 @@ def test_wilcoxon_known_answer():
     assert wilcoxon_paired(a, a) == (0.0, 1.0)
     with pytest.raises(ValueError, match="differ in length"):
         wilcoxon_paired(a, b[:3])
+
+
+def test_holm_against_hand_computed_values():
+    from fmdenoise.evaluate.stats import holm
+
+    # sorted: 0.005 x4 = 0.02, 0.01 x3 = 0.03, 0.03 x2 = 0.06, 0.04 x1 -> max(0.06, 0.04)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([0.02]) == pytest.approx([0.02])
+    assert holm([]) == []
+
+
+def test_verdict_says_no_more_than_the_test():
+    from fmdenoise.evaluate.stats import verdict
+
+    assert verdict(0.4, 0.01) == "better" and verdict(-0.4, 0.01) == "worse"
+    assert verdict(0.4, 0.05) == "not significant" and verdict(0.4, None) == ""

@@ -180,9 +180,13 @@ def test_demo_trains_every_cell_then_rerun_does_nothing(reduced_demo):
     cost = pd.read_csv(res / "tables" / "cost.csv").set_index(["method", "dataset"])
     assert cost.loc[("drunet", "actin-demo"), "sweep_cells"] == 2
     assert cost.loc[("drunet", "actin-demo"), "train_device"] == "cpu"
-    assert (cost["inference_s_per_mpx"] >= 0).all() and len(cost) == 10
+    assert (cost["inference_s_per_mpx"] >= 0).all() and len(cost) == 11
     for fig in ("learning_curves", "psnr_vs_cost", "examples/actin-demo"):
         assert (res / "figures" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG", fig
+    answers = (res / "answers.md").read_text()
+    for question in ("## Q1. Do Gaussian denoisers pretrained", "## Q2. How do the architectures",
+                     "## Q3. Which optimisation choices"):  # fmt: skip
+        assert question in answers, question
     # the Snakemake report gathers every table and figure with its caption
     snakemake(demo_run, "--report", "report.html", config=config)
     html = (demo_run / "report.html").read_text()
@@ -193,12 +197,14 @@ def test_demo_trains_every_cell_then_rerun_does_nothing(reduced_demo):
         "learning_curves.png",
         "psnr_vs_cost.png",
         "actin-demo.png",
+        "answers.md",
     ):
         assert item in html, item
     # the main table is its own target: deleting it reruns only the table job
     table = res / "tables" / "main.md"
     text = table.read_text()
-    for method in ("raw", "provided-gaussian", "bm3d", "drunet-zeroshot", "drunet", "care"):
+    methods = ("raw", "provided-gaussian", "bm3d", "bm3d-vst", "drunet-zeroshot", "drunet", "care")
+    for method in methods:
         assert f"| actin-demo | {method} " in text, method
     table.unlink()
     dry = snakemake(demo_run, "-n", "results/demo/tables/main.md", config=config)

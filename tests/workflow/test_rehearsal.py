@@ -29,7 +29,7 @@ OPTIONS = rehearsal.Options(
 EVERY_RULE = {
     "download", "extract", "convert_checkpoint", "ingest", "patches", "train", "select",
     "studies", "predict", "metrics", "table_main", "table_validation", "table_cost",
-    "figure_examples", "figure_learning_curves", "figure_psnr_vs_cost",
+    "figure_examples", "figure_learning_curves", "figure_psnr_vs_cost", "answers",
 }  # fmt: skip
 
 

@@ -2,8 +2,10 @@
 
 ``main``: one row per (dataset, method): mean PSNR/SSIM over the test images with 95 %
 bootstrap confidence intervals, the metric convention, the training GPU-hours of trained
-methods, and for each fine-tuned model the paired Wilcoxon p-value against the best baseline
-of that dataset (the baseline with the highest mean PSNR).
+methods, and for each fine-tuned model the paired Wilcoxon p-value (two-sided, per-image PSNR,
+n test images) against the best baseline of that dataset (the baseline with the highest mean
+PSNR), that p adjusted by Holm over the comparisons made on the dataset, and the verdict:
+better / worse / not significant at alpha 0.05.
 
 ``hyperparameters``, ``scratch``, ``augmentation``: validation-only views of the training grid.
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmdenoise.evaluate.stats import bootstrap_ci, wilcoxon_paired
+from fmdenoise.evaluate.stats import bootstrap_ci, holm, verdict, wilcoxon_paired
 from fmdenoise.io import write_text
 
 
@@ -57,18 +59,26 @@ def main_table(
             }
         )
     table = pd.DataFrame(rows)
-    table["best_baseline"] = None
-    table["p_vs_best_baseline"] = None
+    for column in ("best_baseline", "p_vs_best_baseline", "p_holm", "verdict", "comparisons"):
+        table[column] = None
     for dataset, group in table.groupby("dataset"):
         baselines = group[~group["method"].isin(finetuned)]
         if baselines.empty:
             continue
         best = baselines.sort_values("psnr", ascending=False)["method"].iloc[0]
-        for idx, row in group[group["method"].isin(finetuned)].iterrows():
-            _, p = wilcoxon_paired(
-                per[(row["method"], dataset)]["psnr"], per[(best, dataset)]["psnr"]
-            )
-            table.loc[idx, ["best_baseline", "p_vs_best_baseline"]] = [best, p]
+        compared = group[group["method"].isin(finetuned)]
+        pvalues = [
+            wilcoxon_paired(per[(m, dataset)]["psnr"], per[(best, dataset)]["psnr"])[1]
+            for m in compared["method"]
+        ]
+        adjusted = holm(pvalues)
+        best_psnr = float(group.loc[group["method"] == best, "psnr"].iloc[0])
+        for (idx, row), p, p_adj in zip(compared.iterrows(), pvalues, adjusted, strict=True):
+            table.loc[idx, ["best_baseline", "p_vs_best_baseline", "p_holm"]] = [best, p, p_adj]
+            table.loc[idx, ["verdict", "comparisons"]] = [
+                verdict(row["psnr"] - best_psnr, p_adj),
+                len(pvalues),
+            ]
     return table
 
 
@@ -84,6 +94,8 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
     out["p (vs best baseline)"] = [
         ("" if p is None or pd.isna(p) else f"{p:.3g}") for p in table["p_vs_best_baseline"]
     ]
+    out["p Holm"] = [("" if p is None or pd.isna(p) else f"{p:.3g}") for p in table["p_holm"]]
+    out["vs best baseline (PSNR)"] = ["" if pd.isna(v) else v for v in table["verdict"]]
     return out
 
 

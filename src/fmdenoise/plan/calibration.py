@@ -94,6 +94,10 @@ class Calibration:
                 return row
         return None
 
+    def has(self, kind: str, name: str) -> bool:
+        """Whether the table holds any row of ``kind`` for ``name``."""
+        return any((r["kind"], r["name"]) == (kind, name) for r in self.rows)
+
     def gflop(self, arch: str) -> float:
         """Forward GFLOP of the full-size ``arch`` at 128x128."""
         return self._constant("flops", arch)
@@ -138,13 +142,13 @@ class Calibration:
 
     def infer(self, method: str, device_type: str) -> Figure:
         """Seconds per megapixel of a method (an architecture, or ``bm3d``)."""
-        if method == "bm3d":
+        if method.startswith("bm3d"):
             device_type = "cpu"
         row = self._find("infer", method, device_type)
         if row is not None:
             peak, mpx = _float(row.get("peak_mem_mb")), _float(row.get("mpx"))
             return Figure(float(row["value"]), peak, f"measured {row['device']}", mpx)
-        if device_type != "cuda" or method == "bm3d":
+        if device_type != "cuda" or method.startswith("bm3d"):
             raise FmdenoiseError(
                 f"calibration table: no {device_type} inference row for {method!r}"
             )

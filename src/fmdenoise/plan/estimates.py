@@ -102,8 +102,8 @@ class CostModel:
         image_mb = max_px * 4 / 2**20
         if kind in ("raw", "provided"):
             return Estimate(5 + test_mpx * 0.05, BASE_MEM_MB + 4 * image_mb, None, "I/O only")
-        if kind == "bm3d":
-            fig = self.cal.infer("bm3d", "cpu")
+        if kind in ("bm3d", "bm3d-vst"):
+            fig = self.cal.infer(kind if self.cal.has("infer", kind) else "bm3d", "cpu")
             workers = max(1, cpus)
             mem = BASE_MEM_MB + workers * 40 * image_mb  # BM3D holds ~40 image-sized buffers
             return Estimate(fig.value * test_mpx / workers, mem, None, fig.source)

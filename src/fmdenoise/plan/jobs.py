@@ -46,6 +46,8 @@ def method_kinds(config: Mapping[str, Any], dataset: str) -> dict[str, str]:
     }
     if config["evaluation"]["bm3d"]:
         out["bm3d"] = "bm3d"
+    if config["evaluation"]["bm3d_vst"]:
+        out["bm3d-vst"] = "bm3d-vst"
     out |= {f"{m}-zeroshot": "model" for m in finetune}
     return out | {m: "model" for m in models}
 
@@ -202,6 +204,7 @@ class JobBuilder:
         for table in tables:
             self.add("table_validation", table, "tables", costs.small())
         self.add("figure_psnr_vs_cost", "psnr_vs_cost", "tables", costs.small())
+        self.add("answers", "answers", "tables", costs.small())
         if grid["scratch_study"]:
             self.add("figure_learning_curves", "learning_curves", "tables", costs.small())
 

@@ -267,8 +267,8 @@ def calibration_rows(
         if method in ("raw",) or method.startswith("provided-"):
             continue
         arch = (
-            "bm3d"
-            if method == "bm3d"
+            method
+            if method.startswith("bm3d")
             else config["models"][method.removesuffix("-zeroshot")]["arch"]
         )
         rows.append(

@@ -1,0 +1,149 @@
+"""answers.md from hand-made tables whose answers are known: a significant win, a tie and a
+loss against the best baseline, fine-tuning above zero-shot, scratch catching up in one run and
+not in another, a grid where the learning rate explains (almost) everything."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fmdenoise.evaluate.answers import (
+    factor_shares,
+    min_wilcoxon_p,
+    scratch_catch_up,
+    write_answers,
+)
+from fmdenoise.evaluate.metrics import CONVENTION
+from fmdenoise.evaluate.tables import main_table
+
+N = 10
+FINETUNED = ["win", "tie", "loss"]
+
+
+def metric_file(tmp_path, method, dataset, psnr):
+    df = pd.DataFrame({"image": [f"i{k:02d}" for k in range(len(psnr))], "psnr": psnr})
+    df["ssim"], df["convention"] = 0.8, CONVENTION
+    path = tmp_path / "metrics" / method / f"{dataset}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def study(tmp_path):
+    rng = np.random.default_rng(0)
+    base = 30 + rng.normal(0, 1, N)
+    psnr = {
+        "raw": base - 8,
+        "care": base,  # the best baseline
+        "win": base + 0.6 + rng.normal(0, 0.05, N),
+        "tie": base + rng.normal(0, 0.3, N),
+        "loss": base - 0.6 + rng.normal(0, 0.05, N),
+    }
+    for m in FINETUNED:
+        psnr[f"{m}-zeroshot"] = base - 3 + rng.normal(0, 0.05, N)
+    metrics = {(m, "d"): metric_file(tmp_path, m, "d", v) for m, v in psnr.items()}
+    main = main_table(metrics, FINETUNED)
+    main.to_csv(tmp_path / "main.csv", index=False)
+    pd.DataFrame(
+        {"dataset": ["d"] * 3, "method": FINETUNED, "sweep_wall_hours": [1.0, 2.0, 3.0],
+         "sweep_gpu_hours": [1.0, 2.0, 3.0], "inference_s_per_mpx": [0.1, 0.2, 0.3]}
+    ).to_csv(tmp_path / "cost.csv", index=False)  # fmt: skip
+    rows = []
+    for model in ("win", "tie"):
+        for lr, lr_effect in ((1e-3, 2.0), (1e-4, 0.0)):
+            for loss, loss_effect in (("mae", 0.1), ("mse", 0.0)):
+                value = 30 + lr_effect + loss_effect
+                rows.append(
+                    {"model": model, "dataset": "d", "loss": loss, "lr": lr, "seed": 0,
+                     "val_psnr": value, "val_ssim": 0.8}
+                )  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "hyperparameters.csv", index=False)
+    steps = [0, 100, 200, 300]
+    scratch = pd.concat(
+        [
+            # scratch catches up (within 0.1 dB) at step 200
+            pd.DataFrame({"model": "win", "dataset": "d", "loss": "mae", "lr": 1e-3, "seed": 0,
+                          "step": steps, "val_psnr_pretrained": [25, 30, 31, 31.5],
+                          "val_psnr_scratch": [10, 25, 30.95, 31.6]}),
+            # scratch never does
+            pd.DataFrame({"model": "tie", "dataset": "d", "loss": "mae", "lr": 1e-3, "seed": 0,
+                          "step": steps, "val_psnr_pretrained": [25, 30, 31, 31.5],
+                          "val_psnr_scratch": [10, 20, 25, 28]}),
+        ]
+    )  # fmt: skip
+    scratch.to_csv(tmp_path / "scratch.csv", index=False)
+    aug = scratch.rename(columns={"val_psnr_scratch": "val_psnr_rot"})
+    aug["val_psnr_rot"] = aug["val_psnr_pretrained"] + 0.01
+    aug.to_csv(tmp_path / "augmentation.csv", index=False)
+    tables = {t: tmp_path / f"{t}.csv" for t in ("main", "cost", "hyperparameters", "scratch",
+                                                  "augmentation")}  # fmt: skip
+    return tables, metrics
+
+
+def test_answers_say_what_the_numbers_support(tmp_path, study):
+    tables, metrics = study
+    text = write_answers(tables, metrics, FINETUNED, tmp_path / "answers.md")
+    assert (tmp_path / "answers.md").read_text().strip() == text.strip()
+    for q in ("## Q1.", "## Q2.", "## Q3."):
+        assert q in text
+    # Q1: every fine-tuned model beats its zero-shot weights, significantly (n = 10)
+    assert "raised the mean test PSNR in 3 of 3" in text
+    assert "significantly better in 3, significantly worse in 0, not significant in 0" in text
+    q1 = text.split("## Q2.")[0]
+    assert "n = 10 test images" in q1 and "smallest p-value" not in q1
+    # scratch catches up in one of two runs, at step 200
+    assert "within 0.1 dB of pretrained in 1 of 2 runs; median step 200" in text
+    assert "led training from scratch at the first validation after step 0 in 2 of 2" in text
+    # Q2: the verdicts against the best baseline (care), with n and the test named
+    assert "Against the best baseline, care" in text
+    assert "better: win; not significant: tie; worse: loss" in text
+    assert "Holm over 3 comparisons" in text
+    # Q3: the learning rate dominates the grid
+    assert "the learning rate matters more" in text
+    assert "only one" not in text
+    # augmentation: +0.01 dB in both runs; n = 2 cannot be significant
+    assert "median of +0.01 dB" in text and "not significant" in text
+
+
+def test_small_n_is_said(tmp_path):
+    assert min_wilcoxon_p(4) == pytest.approx(0.125) and min_wilcoxon_p(6) < 0.05
+    rng = np.random.default_rng(1)
+    base = 30 + rng.normal(0, 1, 4)
+    metrics = {
+        ("care", "d"): metric_file(tmp_path, "care", "d", base),
+        ("m", "d"): metric_file(tmp_path, "m", "d", base + 1),
+        ("m-zeroshot", "d"): metric_file(tmp_path, "m-zeroshot", "d", base - 1),
+    }
+    main_table(metrics, ["m"]).to_csv(tmp_path / "main.csv", index=False)
+    cost_columns = ["dataset", "method", "sweep_wall_hours", "sweep_gpu_hours"]
+    cost_columns.append("inference_s_per_mpx")
+    pd.DataFrame(columns=cost_columns).to_csv(tmp_path / "cost.csv", index=False)
+    hyper = {"model": ["m"], "dataset": ["d"], "loss": ["mae"], "lr": [1e-3], "seed": [0]}
+    hyper |= {"val_psnr": [30.0], "val_ssim": [0.8]}
+    pd.DataFrame(hyper).to_csv(tmp_path / "h.csv", index=False)
+    tables = {"main": tmp_path / "main.csv", "cost": tmp_path / "cost.csv",
+              "hyperparameters": tmp_path / "h.csv"}  # fmt: skip
+    text = write_answers(tables, metrics, ["m"], tmp_path / "answers.md")
+    assert "With n = 4 the smallest p-value the test can give is 0.125" in text
+    assert "not significant: m" in text  # +1 dB on all 4 images, still not significant
+    assert "only one learning rate in the grid" in text
+    assert "The scratch study was not run." in text
+
+
+def test_factor_shares_and_catch_up_by_hand():
+    hyper = pd.DataFrame(
+        {"model": "m", "dataset": "d", "loss": ["a", "a", "b", "b"], "lr": [1, 2, 1, 2],
+         "val_psnr": [30.0, 32.0, 31.0, 33.0]}
+    )  # fmt: skip
+    # grand mean 31.5; lr means 30.5, 32.5 -> SS 4 x 1 = 4; loss means 31, 32 -> SS 1; total 5
+    shares = factor_shares(hyper).iloc[0]
+    assert shares["lr_share"] == pytest.approx(0.8) and shares["loss_share"] == pytest.approx(0.2)
+    curve = pd.DataFrame(
+        {"model": "m", "dataset": "d", "seed": 0, "step": [0, 10, 20],
+         "val_psnr_pretrained": [20.0, 25.0, 26.0], "val_psnr_scratch": [5.0, 20.0, 25.95]}
+    )  # fmt: skip
+    row = scratch_catch_up(curve).iloc[0]
+    assert row["gap_early_db"] == pytest.approx(5.0) and row["early_step"] == 10
+    assert row["gap_end_db"] == pytest.approx(0.05) and row["catch_up_step"] == 20
