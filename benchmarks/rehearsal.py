@@ -29,7 +29,13 @@ REDUCED = rehearsal.Options(
     scale=1.0,
     pair_scale=0.05,
     steps=2,
-    overrides=["grid.losses=[mae]", "grid.learning_rates=[0.0001]", "patches.per_image=4"],
+    cpu_batch=1,
+    overrides=[
+        "grid.losses=[mae]",
+        "grid.learning_rates=[0.0001]",
+        "grid.augmentation_study=false",
+        "patches.per_image=4",
+    ],
 )
 
 

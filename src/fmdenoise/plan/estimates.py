@@ -22,6 +22,8 @@ from fmdenoise.plan.calibration import Calibration, Figure
 SMALL_JOB = {"seconds": 120.0, "mem_mb": 1500.0}
 #: Host memory of a process holding torch and the study's libraries.
 BASE_MEM_MB = 700.0
+#: Start-up of a data job (interpreter, imports, reading the manifest), whatever its size.
+FIXED_SECONDS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +148,7 @@ class CostModel:
         fig = self.cal.rule(name)
         image_mb = max_px * 4 / 2**20
         mem = BASE_MEM_MB + 8 * image_mb
-        return Estimate(10 + fig.value * mpx, mem, None, fig.source)
+        return Estimate(FIXED_SECONDS + fig.value * mpx, mem, None, fig.source)
 
     def download(self, nbytes: float) -> Estimate:
         rate = float(self.planning.get("download_mb_per_s", 20)) * 2**20

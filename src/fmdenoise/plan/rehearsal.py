@@ -34,6 +34,7 @@ import yaml
 from fmdenoise.config import validate
 from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.io import write_text
+from fmdenoise.plan.estimates import FIXED_SECONDS
 from fmdenoise.plan.rehearsal_source import scaled_size, write_checkpoint, write_dataset_archive
 
 CPU_BATCH = 2
@@ -226,11 +227,13 @@ def collect(workdir: Path, log: str) -> pd.DataFrame:
 def calibration_rows(
     workdir: Path, config: Mapping[str, Any], jobs: pd.DataFrame
 ) -> list[dict[str, Any]]:
-    """Calibration rows measured by the rehearsal: data rules' and BM3D/inference s/Mpx from the
-    jobs' benchmark files, manifests and ``timing.json``. (Training steps are not taken from
-    the rehearsal's runs, whose few steps are dominated by loading and validation: they come
-    from ``fmdenoise calibrate``.) Rates include each job's start-up, so at a small scale they
-    overstate the per-megapixel cost: a conservative extrapolation."""
+    """Calibration rows measured by the rehearsal: inference and BM3D s/Mpx from the
+    predictions' ``timing.json`` (compute only), and the data rules' s/Mpx from their benchmark
+    files and manifests where the work outweighs the job's fixed start-up
+    (:data:`~fmdenoise.plan.estimates.FIXED_SECONDS`): at a small scale a data job is all
+    start-up and its per-megapixel rate is not measured, so ``fmdenoise calibrate``'s row stays.
+    Training steps come from ``fmdenoise calibrate`` too: a rehearsal's few steps are dominated
+    by loading and validation."""
     results = workdir / config["results"]
     rows: list[dict[str, Any]] = []
     mpx: dict[str, dict[str, float]] = {}
@@ -246,9 +249,10 @@ def calibration_rows(
     per = {"ingest": "all", "patches": "train", "metrics": "test"}
     for rule, part in per.items():
         sub = jobs[jobs["rule"] == rule]
-        total_s = sub["seconds"].sum()
+        work_s = (sub["seconds"] - FIXED_SECONDS).clip(lower=0).sum()
         total_mpx = sum(mpx[j.split("/")[-1]][part] for j in sub["job"])
-        if total_mpx:
+        if total_mpx and work_s > 2 * FIXED_SECONDS * len(sub):
+            total_s = work_s
             rows.append(
                 {
                     "kind": "rule",
