@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -275,6 +276,8 @@ def calibration_rows(
             if method.startswith("bm3d")
             else config["models"][method.removesuffix("-zeroshot")]["arch"]
         )
+        job = jobs[jobs["job"] == f"predict/{method}/{timing.parent.name}"]
+        peak = float(job["max_rss_mb"].max()) if len(job) else float("nan")
         rows.append(
             {
                 "kind": "infer",
@@ -284,7 +287,8 @@ def calibration_rows(
                 "value": t["seconds_per_megapixel"],
                 "unit": "s/Mpx",
                 "tile": t["tile"],
-                "mpx": t["megapixels"],
+                "mpx": t["megapixels"] / max(t["images"], 1),  # the size peak_mem_mb is at
+                "peak_mem_mb": None if np.isnan(peak) else peak,
                 "threads": t["threads"],
                 "source": f"rehearsal {method}",
             }
