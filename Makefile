@@ -51,7 +51,7 @@ plan: venv
 
 ## The real config end to end on synthetic data of its real shape (local HTTP server).
 ## Reduced by default; e.g. make rehearsal REHEARSAL_ARGS="--datasets nucleus --scale 0.25"
-REHEARSAL_ARGS ?= --datasets actin-confocal --pair-scale 0.05 --set grid.losses=[mae] --set grid.learning_rates=[0.0001] --set grid.augmentation_study=false --set patches.per_image=4
+REHEARSAL_ARGS ?= --reduced
 rehearsal: venv
 	$(VENV)/bin/fmdenoise rehearse config.yaml --cores $(CORES) $(REHEARSAL_ARGS)
 

@@ -24,19 +24,7 @@ from fmdenoise.plan.calibration import Calibration, shipped_table
 from fmdenoise.plan.report import format_plan, make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
-REDUCED = rehearsal.Options(
-    datasets=["actin-confocal"],
-    scale=1.0,
-    pair_scale=0.05,
-    steps=2,
-    cpu_batch=1,
-    overrides=[
-        "grid.losses=[mae]",
-        "grid.learning_rates=[0.0001]",
-        "grid.augmentation_study=false",
-        "patches.per_image=4",
-    ],
-)
+REDUCED = rehearsal.reduced_options()
 
 
 def main() -> None:

@@ -194,14 +194,18 @@ def _rehearse(args: argparse.Namespace) -> None:
     from fmdenoise.plan.calibration import shipped_table
 
     config = load_config(args.config)
-    opts = rehearsal.Options(
-        datasets=args.datasets.split(",") if args.datasets else None,
-        scale=args.scale,
-        pair_scale=args.pair_scale,
-        steps=args.steps,
-        cpu_batch=None if args.keep_batch else rehearsal.CPU_BATCH,
-        overrides=args.set or (),
-    )
+    if args.reduced:
+        opts = rehearsal.reduced_options()
+        opts.overrides = [*opts.overrides, *(args.set or ())]
+    else:
+        opts = rehearsal.Options(
+            datasets=args.datasets.split(",") if args.datasets else None,
+            scale=args.scale,
+            pair_scale=args.pair_scale,
+            steps=args.steps,
+            cpu_batch=None if args.keep_batch else rehearsal.CPU_BATCH,
+            overrides=args.set or (),
+        )
     run_args = ["--profile", args.profile] if args.profile else ["--cores", str(args.cores)]
     run_args += args.snakemake_arg or []
     workdir = Path(args.workdir)
@@ -249,6 +253,11 @@ def _add_plan(sub: Any) -> None:
         "request. On CPU the training batch is cut to 2 unless --keep-batch.",
     )
     reh.add_argument("config", nargs="?", default="config.yaml")
+    reh.add_argument(
+        "--reduced",
+        action="store_true",
+        help="the CI-size rehearsal (one 512x512 dataset, one cell, batch 1; see README)",
+    )
     reh.add_argument("--datasets", default=None, help="comma-separated subset (default: all)")
     reh.add_argument("--scale", type=float, default=1.0, help="image sides x SCALE")
     reh.add_argument("--pair-scale", type=float, default=None, help="pairs x this (default SCALE)")

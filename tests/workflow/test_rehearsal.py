@@ -19,22 +19,7 @@ from ..conftest import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
-# One dataset at its published 512x512, the full-size models, two steps; to fit CI on 2 cores:
-# one pair of (loss, lr), batch 1, and the scratch study only (the augmentation study runs the
-# same rules again).
-OPTIONS = rehearsal.Options(
-    datasets=["actin-confocal"],
-    scale=1.0,
-    pair_scale=0.05,  # 4 train-side pairs, 1 test pair
-    steps=2,
-    cpu_batch=1,
-    overrides=[
-        "grid.losses=[mae]",
-        "grid.learning_rates=[0.0001]",
-        "grid.augmentation_study=false",
-        "patches.per_image=4",
-    ],
-)
+OPTIONS = rehearsal.reduced_options()
 EVERY_RULE = {
     "download", "extract", "convert_checkpoint", "ingest", "patches", "train", "select",
     "studies", "predict", "metrics", "table_main", "table_validation", "table_cost",

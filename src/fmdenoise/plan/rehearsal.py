@@ -54,6 +54,26 @@ class Options:
     results: str = "results/rehearsal"
 
 
+def reduced_options() -> Options:
+    """The rehearsal that fits 2 CPU cores in minutes (the slow test, ``make rehearsal``,
+    ``benchmarks/rehearsal.py``): one dataset at its published 512x512 (actin-confocal), the
+    full-size models, two steps at batch 1, one (loss, lr) cell, 4 train-side pairs and 1 test
+    pair, and the scratch study only (the augmentation study runs the same rules again)."""
+    return Options(
+        datasets=["actin-confocal"],
+        scale=1.0,
+        pair_scale=0.05,
+        steps=2,
+        cpu_batch=1,
+        overrides=[
+            "grid.losses=[mae]",
+            "grid.learning_rates=[0.0001]",
+            "grid.augmentation_study=false",
+            "patches.per_image=4",
+        ],
+    )
+
+
 def apply_override(config: dict[str, Any], item: str) -> None:
     """Set ``a.b.c=value`` (value parsed as YAML) in ``config``."""
     key, sep, value = item.partition("=")
