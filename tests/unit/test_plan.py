@@ -211,3 +211,43 @@ def test_plan_counts_equal_snakemake_dry_run(configfile):
     studies *= grid["scratch_study"] + grid["augmentation_study"]
     ours["train"] -= studies
     assert ours == dry
+
+
+SNAKEMAKE_LOG = """
+[Sat Nov 28 07:47:53 2026]
+rule train:
+    input: a
+    output: results/r/runs/x/model.pt, results/r/runs/x/run.json
+    jobid: 3
+    benchmark: results/r/benchmarks/train/x.tsv
+    threads: 8
+    resources: tmpdir=/tmp, mem_mb=32000, mem=32 GB, runtime=1440, gpu=1
+[Sat Nov 28 07:47:53 2026] Group job evaluate (jobs in lexicogr. order):
+
+    [Sat Nov 28 07:47:53 2026]
+    rule metrics:
+        output: results/r/metrics/raw/d.csv
+        benchmark: results/r/benchmarks/metrics/raw/d.tsv
+        resources: tmpdir=<TBD>, mem_mb=4000, mem=4 GB, runtime=15
+    [Sat Nov 28 07:47:53 2026]
+    rule predict:
+        output: results/r/predictions/raw/d
+        benchmark: results/r/benchmarks/predict/raw/d.tsv
+        threads: 2
+        resources: tmpdir=<TBD>, mem_mb=6000, mem=6 GB, runtime=30, gpu=0
+localrule all:
+    input: x
+"""
+
+
+def test_rehearsal_reads_requests_of_plain_and_grouped_jobs():
+    from fmdenoise.plan.rehearsal import parse_jobs
+
+    jobs = {j["rule"]: j for j in parse_jobs(SNAKEMAKE_LOG)}
+    assert set(jobs) == {"train", "metrics", "predict"}  # 'all' has no benchmark
+    assert jobs["train"]["req_mem_mb"] == 32000 and jobs["train"]["req_runtime_min"] == 1440
+    assert jobs["train"]["req_gpu"] == 1 and jobs["train"]["threads"] == 8
+    assert jobs["train"]["outputs"] == ["results/r/runs/x/model.pt", "results/r/runs/x/run.json"]
+    assert jobs["predict"]["req_mem_mb"] == 6000 and jobs["predict"]["threads"] == 2
+    assert jobs["metrics"]["benchmark"] == "results/r/benchmarks/metrics/raw/d.tsv"
+    assert jobs["metrics"]["req_runtime_min"] == 15

@@ -191,19 +191,21 @@ def run(
 
 
 def parse_jobs(log: str) -> list[dict[str, Any]]:
-    """Each job Snakemake started: rule, output paths, benchmark path, requested resources."""
+    """Each job Snakemake started: rule, output paths, benchmark path, requested resources.
+    Jobs of a group (``Group job evaluate``) are listed indented; both forms are read."""
     jobs = []
-    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:\n)", log):
-        head = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):\n", block)
-        if not head:
-            continue
-        fields = dict(re.findall(r"^    (\w+): (.*)$", block, re.M))
+    heads = list(re.finditer(r"^( *)(?:local)?(?:rule|checkpoint) (\w+):$", log, re.M))
+    for i, head in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(log)
+        indent = len(head[1]) + 4
+        block = log[head.end() : end]
+        fields = dict(re.findall(rf"^ {{{indent}}}(\w+): (.*)$", block, re.M))
         if "benchmark" not in fields:
             continue
         resources = dict(re.findall(r"(\w+)=([^,\s]+)", fields.get("resources", "")))
         jobs.append(
             {
-                "rule": head[1],
+                "rule": head[2],
                 "benchmark": fields["benchmark"],
                 "outputs": [o.strip() for o in fields.get("output", "").split(",") if o.strip()],
                 "threads": int(fields.get("threads", 1)),
