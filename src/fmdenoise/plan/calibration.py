@@ -39,6 +39,7 @@ COLUMNS = [
     "threads",
     "torch",
     "source",
+    "note",
 ]
 
 #: The device GPU estimates are derived for: name, dense bf16 throughput, assumed utilisation
@@ -121,7 +122,9 @@ class Calibration:
             if (r["kind"], r["name"], r["device_type"]) == ("train", arch, device_type)
         ]
         if rows:
-            # prefer bf16 on CUDA (what training uses there), the same patch, the largest batch
+            # prefer the default variant (channels_last, not compiled: what training runs unless
+            # training.compile), bf16 on CUDA, the same patch, the largest batch
+            rows = [r for r in rows if not r.get("note") or r["note"] == "channels_last"] or rows
             rows.sort(
                 key=lambda r: (
                     r.get("precision") != "bf16",

@@ -86,16 +86,24 @@ def parameter_count(arch: str, kwargs: Mapping[str, Any] | None = None) -> int:
 
 
 def train_step(
-    arch: str, batch: int, patch: int, device: torch.device, steps: int, precision: str
+    arch: str,
+    batch: int,
+    patch: int,
+    device: torch.device,
+    steps: int,
+    precision: str,
+    channels_last: bool = True,
+    compile_model: bool = False,
 ) -> dict[str, Any]:
-    """Seconds per AdamW step (L1 loss) of the full-size model, after one warm-up step."""
+    """Seconds per AdamW step (L1 loss) of the full-size model, after one warm-up step (which
+    also absorbs ``torch.compile``'s compilation)."""
     torch.manual_seed(0)
-    model = dev.prepare(
-        Denoiser(build(arch, **FULL_SIZE[arch]), arch, FULL_SIZE[arch], None), device
-    )
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    wrapped = Denoiser(build(arch, **FULL_SIZE[arch]), arch, FULL_SIZE[arch], None)
+    wrapped = dev.prepare(wrapped, device, channels_last)
+    opt = torch.optim.AdamW(wrapped.parameters(), lr=1e-4)
+    model = torch.compile(wrapped) if compile_model else wrapped
     x = torch.rand(batch, 1, patch, patch, device=device)
-    x = x.contiguous(memory_format=dev.memory_format(device))
+    x = x.contiguous(memory_format=dev.memory_format(device, channels_last))
     y = torch.rand(batch, 1, patch, patch, device=device)
     autocast = dev.autocast(device) if precision == "bf16" else torch.autocast("cpu", enabled=False)
 
@@ -116,7 +124,10 @@ def train_step(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - start) / steps
-    return {"value": seconds, "unit": "s/step", "batch": batch, "patch": patch}
+    variant = ("channels_last" if channels_last else "nchw") + (
+        ", compiled" if compile_model else ""
+    )
+    return {"value": seconds, "unit": "s/step", "batch": batch, "patch": patch, "note": variant}
 
 
 def inference(
@@ -201,6 +212,8 @@ def _child(argv: Sequence[str]) -> None:
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--nchw", action="store_true", help="contiguous NCHW instead of channels_last")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--tile", type=int, default=0)
     p.add_argument("--pairs", type=int, default=2)
@@ -209,7 +222,9 @@ def _child(argv: Sequence[str]) -> None:
     base = _device_row(device)
     if a.kind == "train":
         rows = [{"kind": "train", "name": a.arch, "precision": a.precision}]
-        rows[0] |= train_step(a.arch, a.batch, a.patch, device, a.steps, a.precision)
+        rows[0] |= train_step(
+            a.arch, a.batch, a.patch, device, a.steps, a.precision, not a.nchw, a.compile
+        )
     elif a.kind == "infer":
         rows = [{"kind": "infer", "name": a.arch, "tile": a.tile or None}]
         rows[0] |= inference(a.arch, a.size, a.tile or None, device, repeats=1)
@@ -259,9 +274,13 @@ def calibrate(
     jobs: list[list[str]] = [["flops", "--arch", a] for a in archs]
     for arch in archs:
         b = batch or (8 if cuda or arch == "care_unet" else 2)
+        base = ["train", "--arch", arch, "--batch", str(b), "--patch", str(patch)]
+        base += ["--steps", str(steps), "--device", device]
         for precision in ("fp32", "bf16") if cuda else ("fp32",):
-            jobs.append(["train", "--arch", arch, "--batch", str(b), "--patch", str(patch)])
-            jobs[-1] += ["--steps", str(steps), "--precision", precision, "--device", device]
+            jobs.append([*base, "--precision", precision])
+        if cuda:  # the variants the study can switch: NCHW, and torch.compile (bf16)
+            jobs += [[*base, "--precision", "bf16", "--nchw"]]
+            jobs += [[*base, "--precision", "bf16", "--compile"]]
     for arch in archs:
         size = 2048 if cuda else infer_size
         jobs.append(["infer", "--arch", arch, "--size", str(size), "--device", device])
