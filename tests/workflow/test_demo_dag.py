@@ -42,7 +42,7 @@ def test_demo_up_to_patches(demo_run):
     assert re.fullmatch(r"[0-9a-f]{64}", sha)
     for d in DATASETS:
         manifest = (res / "data" / d / "manifest.csv").read_text()
-        assert manifest.count(",val,low,") == 2 and manifest.count(",test,provided/gaussian,") == 4
+        assert manifest.count(",val,low,") == 2 and manifest.count(",test,provided/gaussian,") == 8
         low = np.load(res / "patches" / d / "train_low.npy", mmap_mode="r")
         assert low.shape == (8 * 48, 1, 32, 32) and low.dtype == np.float32
         for rule in ("ingest", "patches"):
