@@ -258,6 +258,13 @@ def calibration_rows(
     Training steps come from ``fmdenoise calibrate`` too: a rehearsal's few steps are dominated
     by loading and validation."""
     results = workdir / config["results"]
+    return _data_rule_rows(results, config, jobs) + _inference_rows(results, config, jobs)
+
+
+def _data_rule_rows(
+    results: Path, config: Mapping[str, Any], jobs: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """ingest / patches / metrics s/Mpx where the work outweighs the start-up."""
     rows: list[dict[str, Any]] = []
     mpx: dict[str, dict[str, float]] = {}
     for name in config["datasets"]:
@@ -288,6 +295,14 @@ def calibration_rows(
                     "source": "rehearsal",
                 }
             )
+    return rows
+
+
+def _inference_rows(
+    results: Path, config: Mapping[str, Any], jobs: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """Inference and BM3D s/Mpx from the predictions' timing.json, with the job's peak RSS."""
+    rows: list[dict[str, Any]] = []
     for timing in sorted((results / "predictions").glob("*/*/timing.json")):
         t = json.loads(timing.read_text())
         method = timing.parent.parent.name
