@@ -5,6 +5,8 @@ from pathlib import Path
 
 from fmdenoise.data.download import local_file_url_path
 from fmdenoise.data.ingest import dataset_layout
+from fmdenoise.config import inference_tile
+from fmdenoise.plan.jobs import method_kinds
 from fmdenoise.plan.requests import JobRequests
 
 RESULTS = config["results"]
@@ -107,11 +109,8 @@ def sized_resources(rule_name):
 
 
 def method_tile(wildcards):
-    """Tile side of a method's inference: the model's own ``tile`` (null = whole image) or
-    evaluation.tile."""
-    model = wildcards.method.removesuffix("-zeroshot")
-    own = config["models"].get(model, {})
-    return own["tile"] if "tile" in own else config["evaluation"]["tile"]
+    """Tile side of a method's inference (the model's own or evaluation.tile)."""
+    return inference_tile(config, wildcards.method)
 
 
 def download_local_input(wildcards):
@@ -280,15 +279,9 @@ def training_targets():
 
 
 def methods(dataset):
-    """Every method evaluated on ``dataset``: baselines and fine-tuned models."""
-    provided = config["datasets"][dataset]["test"].get("provided", {})
-    names = ["raw", *[f"provided-{m}" for m in provided]]
-    if config["evaluation"]["bm3d"]:
-        names.append("bm3d")
-    if config["evaluation"]["bm3d_vst"]:
-        names.append("bm3d-vst")
-    names += [f"{m}-zeroshot" for m in FINETUNE_MODELS]
-    return names + list(config["models"])
+    """Every method evaluated on ``dataset``: baselines and fine-tuned models (the plan's
+    list, so that what it prices is what runs)."""
+    return list(method_kinds(config, dataset))
 
 
 def predict_inputs(wildcards):

@@ -116,6 +116,13 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
                 )
 
 
+def inference_tile(config: dict[str, Any], method: str) -> int | None:
+    """Tile side of a method's test-set inference: its model's own ``tile`` (null = whole
+    image) or ``evaluation.tile`` (also for methods that are not models)."""
+    own = config["models"].get(method.removesuffix("-zeroshot"), {})
+    return own["tile"] if "tile" in own else config["evaluation"]["tile"]
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and validate it (see :func:`validate`)."""
     p = Path(path)

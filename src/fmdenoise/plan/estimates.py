@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from fmdenoise.config import inference_tile
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.plan.calibration import Calibration, Figure
 
@@ -49,28 +50,30 @@ class CostModel:
         self._scale: dict[str, float] = {}
 
     # ---------------------------------------------------------------- helpers
+    def _model(self, model: str) -> tuple[str, dict[str, Any], bool]:
+        """(arch, kwargs, whether they are the published full size) of a configured model."""
+        from fmdenoise.plan.measure import FULL_SIZE  # torch: only when needed
+
+        cfg = self.config["models"][model]
+        kwargs = dict(cfg.get("kwargs", {}))
+        return cfg["arch"], kwargs, kwargs == FULL_SIZE[cfg["arch"]]
+
     def flop_scale(self, model: str) -> float:
         """FLOPs of the configured model relative to the full-size architecture (1 at full
         size; the demo's small models are priced from the full-size rows by this ratio)."""
-        from fmdenoise.plan.measure import FULL_SIZE, gflop_forward  # torch: only when needed
+        from fmdenoise.plan.measure import gflop_forward
 
         if model not in self._scale:
-            cfg = self.config["models"][model]
-            kwargs = dict(cfg.get("kwargs", {}))
-            arch = cfg["arch"]
-            full = kwargs == FULL_SIZE[arch] or (not kwargs and arch == "care_unet")
+            arch, kwargs, full = self._model(model)
             self._scale[model] = 1.0 if full else gflop_forward(arch, kwargs) / self.cal.gflop(arch)
         return self._scale[model]
 
     def parameters(self, model: str) -> int:
         """Parameters of the configured model (from the table at full size)."""
-        from fmdenoise.plan.measure import FULL_SIZE, parameter_count  # torch: only when needed
+        from fmdenoise.plan.measure import parameter_count
 
-        cfg = self.config["models"][model]
-        kwargs = dict(cfg.get("kwargs", {}))
-        if kwargs == FULL_SIZE[cfg["arch"]] or (not kwargs and cfg["arch"] == "care_unet"):
-            return self.cal.parameters(cfg["arch"])
-        return parameter_count(cfg["arch"], kwargs)
+        arch, kwargs, full = self._model(model)
+        return self.cal.parameters(arch) if full else parameter_count(arch, kwargs)
 
     def _scaled(self, fig: Figure, model: str) -> tuple[float, str]:
         scale = self.flop_scale(model)
@@ -124,8 +127,7 @@ class CostModel:
 
     def tile_px(self, model: str) -> float:
         """Pixels held at once by a model's inference: a tile, or (``tile: null``) the image."""
-        own = self.config["models"][model]
-        tile = own["tile"] if "tile" in own else self.config["evaluation"].get("tile")
+        tile = inference_tile(self.config, model)
         return float(tile * tile) if tile else float("inf")
 
     def activation_mb(self, arch: str, device: str, fig: Figure, weights_mb: float) -> float:
