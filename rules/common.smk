@@ -8,6 +8,7 @@ from fmdenoise.data.ingest import dataset_layout
 from fmdenoise.config import inference_tile
 from fmdenoise.plan.jobs import method_kinds
 from fmdenoise.plan.requests import JobRequests
+from fmdenoise.train.search import config_budgets, grid_order, halving
 
 RESULTS = config["results"]
 
@@ -53,6 +54,7 @@ wildcard_constraints:
     init="pretrained|scratch",
     aug="none|rot",
     seed=r"\d+",
+    rung=r"\d+",
     method=r"[A-Za-z0-9_-]+",
 
 
@@ -148,6 +150,7 @@ def all_targets():
         if config["models"][m]["pretrained"]["source"] != "none"
     ]
     tables = ["main", "hyperparameters", "cost"]
+    tables += ["search"] if SEARCH_RUNGS else []
     tables += ["scratch"] if config["grid"]["scratch_study"] else []
     tables += ["augmentation"] if config["grid"]["augmentation_study"] else []
     figures = ["psnr_vs_cost"]
@@ -175,20 +178,75 @@ def run_dir(model, dataset, loss, lr, init, aug, seed):
     return f"{RESULTS}/runs/{model}/{dataset}/{loss}/lr{lr}/{init}/{aug}/seed{seed}"
 
 
+def main_init(model):
+    """Initialisation of a model's main sweep: pretrained for the fine-tuned models, scratch
+    for models without pretrained weights (CARE)."""
+    return "pretrained" if model in FINETUNE_MODELS else "scratch"
+
+
 def main_sweep(model, dataset):
-    """Run folders of the main sweep: every loss x lr x seed; pretrained init for the
-    fine-tuned models, scratch for models without pretrained weights (CARE)."""
-    init = "pretrained" if model in FINETUNE_MODELS else "scratch"
+    """Run folders of the main sweep: every loss x lr x seed at the model's main init."""
     return [
-        run_dir(model, dataset, loss, lr, init, "none", seed)
+        run_dir(model, dataset, loss, lr, main_init(model), "none", seed)
         for loss in config["grid"]["losses"]
         for lr in LEARNING_RATES
         for seed in config["grid"]["seeds"]
     ]
 
 
+# Successive halving (grid.search: halving): the rung budgets; the last is training.steps and
+# is trained by rule train, the ones before by rule rung, each followed by checkpoint promote.
+BUDGETS = config_budgets(config)
+SEARCH_RUNGS = len(BUDGETS) - 1
+
+
+def alive_runs(model, dataset, rung):
+    """Run folders of the cells trained at ``rung``: the whole main sweep at rung 0, then the
+    cells promoted after the rung before (``search/<model>/<dataset>/rung<r-1>.json``)."""
+    if rung == 0:
+        return main_sweep(model, dataset)
+    promoted = checkpoints.promote.get(model=model, dataset=dataset, rung=rung - 1)
+    with open(promoted.output[0]) as fh:
+        return json.load(fh)["promoted"]
+
+
+def promotion_files(model, dataset):
+    return [
+        f"{RESULTS}/search/{model}/{dataset}/rung{r}.json" for r in range(SEARCH_RUNGS)
+    ]
+
+
+def rung_summaries(wildcards):
+    """The rung summaries that checkpoint promote ranks."""
+    runs = alive_runs(wildcards.model, wildcards.dataset, int(wildcards.rung))
+    return [f"{run}/rung{wildcards.rung}.json" for run in runs]
+
+
+def searched_cell(wildcards):
+    """Whether a run is a cell of the main sweep that the halving search trains in rungs."""
+    return (
+        SEARCH_RUNGS > 0
+        and wildcards.init == main_init(wildcards.model)
+        and wildcards.aug == "none"
+    )
+
+
+def rung_inputs(wildcards):
+    """Patches, pretrained weights, and the state of the cell's previous rung."""
+    inputs = train_inputs(wildcards, rung_input=False)
+    r = int(wildcards.rung)
+    if r > 0:
+        run = run_dir(**{k: getattr(wildcards, k) for k in RUN_KEYS})
+        inputs["start_from"] = f"{run}/rung{r - 1}.pt"
+    return inputs
+
+
 def select_inputs(wildcards):
-    return [f"{d}/run.json" for d in main_sweep(wildcards.model, wildcards.dataset)]
+    """run.json of the cells that trained to the full budget (every cell of the full grid,
+    the last rung's cells of a halving search) and the search's promotion files."""
+    m, d = wildcards.model, wildcards.dataset
+    runs = alive_runs(m, d, SEARCH_RUNGS)
+    return {"runs": [f"{r}/run.json" for r in runs], "promotions": promotion_files(m, d)}
 
 
 def selected_run(model, dataset):
@@ -237,10 +295,17 @@ def study_runs(wildcards):
     return [f"{r}/run.json" for r in runs]
 
 
-def train_inputs(wildcards):
+RUN_KEYS = ("model", "dataset", "loss", "lr", "init", "aug", "seed")
+
+
+def train_inputs(wildcards, rung_input=True):
+    """Patches, pretrained weights, and (a cell of a halving search) its last rung's state."""
     inputs = {"patches": patch_files(wildcards.dataset)}
     if wildcards.init == "pretrained":
         inputs["pretrained"] = f"{RESULTS}/pretrained/{wildcards.model}.pt"
+    if rung_input and searched_cell(wildcards):
+        run = run_dir(**{k: getattr(wildcards, k) for k in RUN_KEYS})
+        inputs["start_from"] = f"{run}/rung{SEARCH_RUNGS - 1}.pt"
     return inputs
 
 
@@ -343,7 +408,7 @@ def cost_table_inputs(wildcards):
             f"{run}/run.json"
             for m in config["models"]
             for d in datasets
-            for run in main_sweep(m, d)
+            for run in alive_runs(m, d, SEARCH_RUNGS)
         ],
     }
 
@@ -375,4 +440,13 @@ def example_inputs(wildcards):
         "predictions": [
             f"{RESULTS}/predictions/{m}/{d}" for m in methods(d) if m != "raw"
         ],
+    }
+
+
+def search_table_inputs(wildcards):
+    """Every promotion file and selection file of the halving search."""
+    pairs = [(m, d) for m in config["models"] for d in config["datasets"]]
+    return {
+        "promotions": [f for m, d in pairs for f in promotion_files(m, d)],
+        "selected": [f"{RESULTS}/selected/{m}/{d}.json" for m, d in pairs],
     }

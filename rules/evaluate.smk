@@ -148,3 +148,30 @@ rule answers:
         finetuned=FINETUNE_MODELS,
     script:
         "../workflow_scripts/answers.py"
+
+
+rule table_search:
+    input:
+        unpack(search_table_inputs),
+    output:
+        csv=report(
+            f"{RESULTS}/tables/search.csv",
+            caption="../report/table_search.rst",
+            category="Tables",
+            labels={"table": "search"},
+        ),
+        spend=f"{RESULTS}/tables/search_spend.csv",
+        md=f"{RESULTS}/tables/search.md",
+        tex=f"{RESULTS}/tables/search.tex",
+    log:
+        f"{RESULTS}/logs/tables/search.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables/search.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    params:
+        steps=config["training"]["steps"],
+    script:
+        "../workflow_scripts/table_search.py"

@@ -1,5 +1,6 @@
 # Training stage: one job per grid cell; selection on validation; the scratch and
-# augmentation studies at the selected (loss, lr).
+# augmentation studies at the selected (loss, lr). With grid.search: halving the main sweep
+# trains in rungs (rule rung, checkpoint promote) and only the last rung's cells reach train.
 
 
 rule train:
@@ -27,9 +28,55 @@ rule train:
         "../workflow_scripts/train.py"
 
 
+rule rung:
+    input:
+        unpack(rung_inputs),
+    output:
+        state=f"{RESULTS}/runs/{RUN}/rung{{rung}}.pt",
+        summary=f"{RESULTS}/runs/{RUN}/rung{{rung}}.json",
+    log:
+        f"{RESULTS}/logs/rung/{RUN}/rung{{rung}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/rung/{RUN}/rung{{rung}}.tsv"
+    retries: retries("train", 2)
+    conda:
+        "../envs/fmdenoise.yaml"
+    threads: resource("train", "cpus")
+    resources:
+        **train_resources(),
+    params:
+        cell=train_cell,
+        model=lambda wildcards: canonical(config["models"][wildcards.model]),
+        training=canonical(config["training"]),
+        budget=lambda wildcards: BUDGETS[int(wildcards.rung)],
+    script:
+        "../workflow_scripts/rung.py"
+
+
+checkpoint promote:
+    input:
+        rung_summaries,
+    output:
+        f"{RESULTS}/search/{{model}}/{{dataset}}/rung{{rung}}.json",
+    log:
+        f"{RESULTS}/logs/promote/{{model}}/{{dataset}}/rung{{rung}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/promote/{{model}}/{{dataset}}/rung{{rung}}.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    params:
+        budget=lambda wildcards: BUDGETS[int(wildcards.rung)],
+        eta=config["grid"]["halving"]["eta"],
+        order=grid_order(config),
+    script:
+        "../workflow_scripts/promote.py"
+
+
 checkpoint select:
     input:
-        select_inputs,
+        unpack(select_inputs),
     output:
         f"{RESULTS}/selected/{{model}}/{{dataset}}.json",
     log:

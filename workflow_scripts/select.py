@@ -5,4 +5,4 @@ from fmdenoise.logs import log_to
 from fmdenoise.train.selection import select_cell
 
 with log_to(snakemake.log[0]):
-    write_json(snakemake.output[0], select_cell(snakemake.input))
+    write_json(snakemake.output[0], select_cell(snakemake.input.runs, snakemake.input.promotions))

@@ -1,4 +1,5 @@
-"""Adapter: rule train -> fmdenoise.train.loop.train (resumes from last.pt in the run folder)."""
+"""Adapter: rule train -> fmdenoise.train.loop.train (resumes from last.pt in the run folder,
+or a halving search's last rung state)."""
 
 from pathlib import Path
 
@@ -15,4 +16,5 @@ with log_to(snakemake.log[0]):
         Path(snakemake.output.run).parent,
         pretrained=snakemake.input.get("pretrained"),
         threads=snakemake.threads,
+        start_from=snakemake.input.get("start_from"),
     )

@@ -106,6 +106,14 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
             f"{source}: normalization.low_percentile: must be below high_percentile "
             f"({norm['low_percentile']} >= {norm['high_percentile']})"
         )
+    grid, training = config.get("grid", {}), config.get("training", {})
+    if grid.get("search") == "halving":
+        min_steps, val_every = grid["halving"]["min_steps"], training["val_every"]
+        if min_steps % val_every:
+            raise ConfigError(
+                f"{source}: grid.halving.min_steps: {min_steps} is not a multiple of "
+                f"training.val_every ({val_every}); every rung must end on a validation"
+            )
     synth = config.get("synthetic_source")
     if synth:
         for name in config.get("datasets", {}):

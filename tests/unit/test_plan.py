@@ -195,9 +195,16 @@ def snakemake_counts(configfile):
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
-@pytest.mark.parametrize("configfile", ["config.yaml", "demo/config.yaml"])
-def test_plan_counts_equal_snakemake_dry_run(configfile):
+@pytest.mark.parametrize(
+    "configfile,search",
+    [("config.yaml", "full"), ("demo/config.yaml", "full"), ("config.yaml", "halving")],
+)
+def test_plan_counts_equal_snakemake_dry_run(configfile, search, tmp_path):
     config = load_config(ROOT / configfile)
+    if search == "halving":
+        config["grid"]["search"] = "halving"
+        configfile = tmp_path / "halving.yaml"
+        configfile.write_text(yaml.safe_dump(config, sort_keys=False))
     plan = make_plan(config, workdir=ROOT / "nonexistent")
     dry = snakemake_counts(configfile)
     dry.pop("all"), dry.pop("total")
@@ -210,6 +217,10 @@ def test_plan_counts_equal_snakemake_dry_run(configfile):
     studies = len(finetune) * len(config["datasets"]) * len(grid["seeds"])
     studies *= grid["scratch_study"] + grid["augmentation_study"]
     ours["train"] -= studies
+    if search == "halving":  # only rung 0 is known before the first promotion
+        cells = len(grid["losses"]) * len(grid["learning_rates"]) * len(grid["seeds"])
+        ours["rung"] = cells * len(config["models"]) * len(config["datasets"])
+        ours.pop("train")
     assert ours == dry
 
 

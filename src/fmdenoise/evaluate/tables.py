@@ -210,13 +210,19 @@ def cost_table(
                 for c in sel["candidates"]
             }
             chosen = runs[sel["selected"]["run"]]
+            # a halving search: every cell at the last rung it reached, not only the finalists
+            spend = sel.get("search") or {
+                "cells": len(runs),
+                "wall_seconds": sum(r["wall_seconds"] for r in runs.values()),
+                "gpu_hours": sum(r["gpu_hours"] for r in runs.values()),
+            }
             row.update(
                 parameters=chosen["parameters"],
                 train_wall_hours=chosen["wall_seconds"] / 3600,
                 train_gpu_hours=chosen["gpu_hours"],
-                sweep_cells=len(runs),
-                sweep_wall_hours=sum(r["wall_seconds"] for r in runs.values()) / 3600,
-                sweep_gpu_hours=sum(r["gpu_hours"] for r in runs.values()),
+                sweep_cells=spend["cells"],
+                sweep_wall_hours=spend["wall_seconds"] / 3600,
+                sweep_gpu_hours=spend["gpu_hours"],
                 train_device=chosen["device_type"],
             )
         rows.append(row)

@@ -81,14 +81,23 @@ class CostModel:
         return fig.value * scale, note
 
     # ---------------------------------------------------------------- rules
-    def train(self, model: str, device_type: str, val_images: int) -> Estimate:
-        """One run of the training budget: steps plus every validation pass."""
+    def train(
+        self,
+        model: str,
+        device_type: str,
+        val_images: int,
+        steps: int | None = None,
+        first: bool = True,
+    ) -> Estimate:
+        """One training job of ``steps`` steps (default: the whole budget) plus its validation
+        passes (the step-0 one if it is the ``first`` job of its run; a rung of a halving
+        search is one part of a run)."""
         t, p = self.config["training"], self.config["patches"]
         arch = self.config["models"][model]["arch"]
         fig = self.cal.train_step(arch, device_type, int(t["batch_size"]), int(p["size"]))
         step, note = self._scaled(fig, model)
-        steps = int(t["steps"])
-        validations = steps // int(t["val_every"]) + 1
+        steps = int(t["steps"]) if steps is None else int(steps)
+        validations = steps // int(t["val_every"]) + int(first)
         val_patches = val_images * int(p["per_image"])
         val_seconds = validations * val_patches * step / int(t["batch_size"]) / 3.0
         params = self.parameters(model)

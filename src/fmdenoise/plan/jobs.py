@@ -14,9 +14,12 @@ from typing import Any
 
 from fmdenoise.plan.estimates import CostModel, Estimate, request
 from fmdenoise.plan.sizes import DatasetSize
+from fmdenoise.train.search import cells_per_rung, config_budgets, halving
 
 #: the rules whose jobs are grouped into one SLURM submission (profiles/slurm: groups)
 GROUPS = {"predict": "evaluate", "metrics": "evaluate"}
+#: rules that ask for another rule's resources (rules/train.smk: rung jobs are training jobs)
+RESOURCES_OF = {"rung": "train"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +78,7 @@ class JobBuilder:
             label,
             stage,
             est,
-            request(self.config, rule, est, gpu=gpu),
+            request(self.config, RESOURCES_OF.get(rule, rule), est, gpu=gpu),
             disk,
             GROUPS.get(rule),
         )
@@ -141,16 +144,13 @@ class JobBuilder:
                 device = "cuda" if c["resources"]["train"]["gpu"] > 0 else "cpu"
                 est = costs.train(model, device, size.val_images)
                 init = "pretrained" if finetune else "scratch"
-                for loss in grid["losses"]:
-                    for lr in lrs:
-                        for seed in seeds:
-                            self.add(
-                                "train",
-                                f"{model}/{dataset}/{loss}/lr{lr:g}/{init}/none/seed{seed}",
-                                "runs",
-                                est,
-                                run_bytes,
-                            )
+                cells = [
+                    f"{model}/{dataset}/{loss}/lr{lr:g}/{init}/none/seed{seed}"
+                    for loss in grid["losses"]
+                    for lr in lrs
+                    for seed in seeds
+                ]
+                self.search(model, dataset, cells, device, size.val_images, run_bytes)
                 self.add("select", f"{model}/{dataset}", "runs", costs.small())
                 if not finetune:
                     continue
@@ -167,6 +167,34 @@ class JobBuilder:
                             run_bytes,
                         )
                 self.add("studies", f"{model}/{dataset}", "runs", costs.small())
+
+    def search(
+        self,
+        model: str,
+        dataset: str,
+        cells: list[str],
+        device: str,
+        val_images: int,
+        run_bytes: float,
+    ) -> None:
+        """The main sweep's training jobs: every cell to the full budget, or (halving) the
+        rung jobs, the promotions, and the last rung's cells to the full budget. Which cells
+        survive is known only after training; their number is not (``cells_per_rung``)."""
+        budgets = config_budgets(self.config)
+        eta = int(self.config["grid"]["halving"]["eta"]) if halving(self.config) else 1
+        counts = cells_per_rung(len(cells), len(budgets), eta)
+        start = 0
+        for r, (budget, n) in enumerate(zip(budgets, counts, strict=True)):
+            final = r == len(budgets) - 1
+            est = self.costs.train(model, device, val_images, budget - start, first=r == 0)
+            for label in cells[:n]:  # which n cells it will be is decided by validation
+                if final:
+                    self.add("train", label, "runs", est, run_bytes)
+                else:
+                    self.add("rung", f"{label}/rung{r}", "runs", est, run_bytes)
+            if not final:
+                self.add("promote", f"{model}/{dataset}/rung{r}", "runs", self.costs.small())
+            start = budget
 
     def evaluate_stage(self) -> None:
         c, costs = self.config, self.costs
@@ -199,7 +227,7 @@ class JobBuilder:
             + ["scratch"] * bool(grid["scratch_study"])
             + ["augmentation"] * bool(grid["augmentation_study"])
         )
-        for table in ["main", "cost"]:
+        for table in ["main", "cost"] + ["search"] * halving(c):
             self.add(f"table_{table}", table, "tables", costs.small())
         for table in tables:
             self.add("table_validation", table, "tables", costs.small())

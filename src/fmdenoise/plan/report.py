@@ -68,6 +68,7 @@ def make_plan(
     disk = {stage: sum(j.disk_bytes for j in jobs if j.stage == stage) / 1e9 for stage in STAGES}
     return {
         "study": config["study"],
+        "search": config["grid"].get("search", "full"),
         "jobs": len(jobs),
         "submissions": ungrouped + len(group_keys),
         "gpu_hours": sum(s["gpu_hours"] for s in rules.values()),
@@ -93,7 +94,8 @@ def _h(hours: float) -> str:
 def format_plan(plan: Mapping[str, Any]) -> str:
     """The plan as a text table."""
     lines = [
-        f"plan of study {plan['study']!r}: {plan['jobs']} jobs, {plan['submissions']} SLURM "
+        f"plan of study {plan['study']!r} ({plan['search']} search): {plan['jobs']} jobs, "
+        f"{plan['submissions']} SLURM "
         f"submissions, {_h(plan['gpu_hours'])} GPU-h, {_h(plan['cpu_hours'])} CPU-h, "
         f"{plan['disk_gb']:,.1f} GB on disk (requests = estimate x {plan['margin']:g})",
         "",

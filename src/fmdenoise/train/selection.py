@@ -2,7 +2,9 @@
 
 :func:`select_cell` reads the ``run.json`` of every candidate run of one (model, dataset) and
 picks the (loss, lr) with the best validation PSNR (ties: higher SSIM, then the order given).
-It sees nothing but those files, so test-set results cannot leak into the choice.
+It sees nothing but those files, so test-set results cannot leak into the choice. After a
+successive-halving search the candidates are the last rung's cells, and the selection file
+also records what the whole search spent (:func:`fmdenoise.train.search.search_spend`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from fmdenoise.errors import FmdenoiseError
+from fmdenoise.train.search import search_spend
 
 
-def select_cell(run_files: Sequence[str | Path]) -> dict[str, Any]:
-    """The best candidate by validation PSNR, with every candidate's score listed."""
+def select_cell(
+    run_files: Sequence[str | Path], promotion_files: Sequence[str | Path] = ()
+) -> dict[str, Any]:
+    """The best candidate by validation PSNR, with every candidate's score listed (and, given
+    a halving search's promotion files, the search's spend under ``search``)."""
     candidates = []
     for f in run_files:
         run = json.loads(Path(f).read_text())
@@ -34,11 +40,18 @@ def select_cell(run_files: Sequence[str | Path]) -> dict[str, Any]:
     if not candidates:
         raise FmdenoiseError("no candidate runs to select from")
     best = max(candidates, key=lambda c: (c["val_psnr"], c["val_ssim"]))
-    return {
+    out = {
         "selected": best,
         "criterion": "max validation PSNR (ties: SSIM)",
         "candidates": candidates,
     }
+    if promotion_files:
+        out["search"] = {
+            "method": "successive halving",
+            "promotions": [str(f) for f in promotion_files],
+            **search_spend(promotion_files, run_files),
+        }
+    return out
 
 
 def summarize_runs(run_files: Sequence[str | Path]) -> dict[str, Any]:

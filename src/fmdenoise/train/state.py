@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +57,21 @@ class Trainables:
     scheduler: Any
 
 
-def load_last(path: Path, signature: str, parts: Trainables) -> RunState | None:
+def load_last(
+    path: Path, signature: str, parts: Trainables, max_step: int | None = None
+) -> RunState | None:
     """Restore ``parts`` from ``path`` and return the saved state, or None when there is no
-    file or it belongs to another configuration (then nothing is touched)."""
+    file, it belongs to another configuration, or it is past ``max_step`` (then nothing is
+    touched). Runs with one signature follow one trajectory, so a state of it at any step up
+    to ``max_step`` is a valid point to continue from."""
     if not path.exists():
         return None
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if saved.get("signature") != signature:
         log.warning("%s belongs to another configuration; starting afresh", path)
+        return None
+    if max_step is not None and saved["step"] > max_step:
+        log.info("%s is at step %d, past this job's budget %d", path, saved["step"], max_step)
         return None
     parts.model.load_state_dict(saved["model"])
     parts.optimizer.load_state_dict(saved["optimizer"])
@@ -86,3 +95,14 @@ def save_last(path: Path, signature: str, parts: Trainables, state: RunState) ->
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def publish_state(last: Path, dest: Path) -> None:
+    """Make ``dest`` hold ``last``'s current content: a hard link where the file system allows
+    (``save_last`` replaces ``last`` by rename, so ``dest`` keeps this version), else a copy;
+    atomic either way."""
+    with atomic_path(dest) as tmp:
+        try:
+            os.link(last, tmp)
+        except OSError:
+            shutil.copyfile(last, tmp)

@@ -1,0 +1,125 @@
+"""A real snakemake run of a tiny successive-halving search (grid.search: halving): rung jobs
+only for promoted cells, the final rung continuing each cell's run, the search table, a rerun
+that does nothing, an eta change that keeps rung 0, and no test-side file read by selection."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from ..helpers import job_counts, prepare, reduced_demo_config, snakemake
+
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
+MODELS = ("drunet", "care")
+TARGETS = ["results/demo/tables/search.md", "results/demo/tables/hyperparameters.md"]
+TARGETS += ["results/demo/studies/drunet/actin-demo.json"]
+
+
+def halving_config(path: Path, eta: int = 2) -> Path:
+    """The reduced demo with two models, 2 losses x 2 learning rates, 40 steps and rungs at
+    10 and 20 steps (eta 2): 4 cells, then 2, then 1 to the full budget."""
+    reduced_demo_config(path, steps=40, val_every=10, checkpoint_every=10)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["models"] = {m: cfg["models"][m] for m in MODELS}
+    cfg["grid"].update(
+        losses=["mae", "ssim"],
+        learning_rates=[0.001, 0.0003],
+        search="halving",
+        halving={"eta": eta, "min_steps": 10},
+    )
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def searched(reduced_demo, tmp_path_factory):
+    work = tmp_path_factory.mktemp("halving")
+    prepare(reduced_demo[0], work)
+    config = halving_config(work / "halving.yaml")
+    proc = snakemake(work, *TARGETS, config=config)
+    return work, config, proc.stdout + proc.stderr
+
+
+def ran(output: str) -> dict[str, int]:
+    """Jobs a snakemake run executed, by rule (its 'Job stats' table predates the jobs that
+    the checkpoints add)."""
+    names = re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", output, re.M)
+    return {n: names.count(n) for n in set(names)}
+
+
+def runs(work: Path, model: str) -> Path:
+    return work / "results" / "demo" / "runs" / model / "actin-demo"
+
+
+def test_rung_jobs_only_for_promoted_cells(searched):
+    work, _config, out = searched
+    counts = ran(out)
+    # per model 4 cells at rung 0, 2 at rung 1; one finalist (+ drunet's scratch, rot runs)
+    assert counts["rung"] == 2 * (4 + 2) and counts["promote"] == 2 * 2
+    assert counts["train"] == 2 + 2 and counts["select"] == 2 and counts["table_search"] == 1
+    search = work / "results" / "demo" / "search"
+    for model in MODELS:
+        init = "pretrained" if model == "drunet" else "scratch"
+        rung0 = json.loads((search / model / "actin-demo" / "rung0.json").read_text())
+        rung1 = json.loads((search / model / "actin-demo" / "rung1.json").read_text())
+        assert len(rung0["cells"]) == 4 and len(rung0["promoted"]) == 2
+        assert len(rung1["cells"]) == 2 and len(rung1["promoted"]) == 1
+        assert {c["run"] for c in rung1["cells"]} == set(rung0["promoted"])
+        sweep = [p for p in runs(work, model).glob(f"*/*/{init}/none/seed0")]
+        assert len(sweep) == 4
+        assert {str(p.relative_to(work)) for p in sweep if (p / "rung1.pt").exists()} == set(
+            rung0["promoted"]
+        )
+        finished = {str(p.relative_to(work)) for p in sweep if (p / "model.pt").exists()}
+        assert finished == set(rung1["promoted"])
+        final = json.loads((work / rung1["promoted"][0] / "run.json").read_text())
+        assert final["steps_done"] == 40 and final["resumed_from"] == 20
+        selected = json.loads(
+            (work / "results" / "demo" / "selected" / model / "actin-demo.json").read_text()
+        )
+        assert selected["selected"]["run"] == rung1["promoted"][0]
+        assert selected["search"]["cells"] == 4
+        assert selected["search"]["steps"] == 2 * 10 + 1 * 20 + 1 * 40
+
+
+def test_search_table(searched):
+    work = searched[0]
+    table = pd.read_csv(work / "results" / "demo" / "tables" / "search.csv")
+    assert len(table) == 8 and table.groupby("model")["picked"].sum().to_dict() == {
+        "care": 1,
+        "drunet": 1,
+    }
+    assert table["psnr@10"].notna().all() and table["promoted@10"].sum() == 4
+    assert table["psnr@40"].notna().sum() == 2
+    spend = pd.read_csv(work / "results" / "demo" / "tables" / "search_spend.csv")
+    assert list(spend["step_ratio"]) == [80 / 160, 80 / 160]
+    assert "Successive halving" in (work / "results" / "demo" / "tables" / "search.md").read_text()
+
+
+def test_rerun_does_nothing_and_eta_change_keeps_rung0(searched, tmp_path):
+    work, config, _ = searched
+    again = snakemake(work, *TARGETS, config=config)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    changed = halving_config(tmp_path / "eta4.yaml", eta=4)  # rungs at 10, then 40
+    dry = snakemake(work, "-n", *TARGETS, config=changed)
+    counts = job_counts(dry.stdout + dry.stderr)
+    assert "rung" not in counts and counts["promote"] == 2, counts
+
+
+def test_selection_reads_no_test_side_file(searched):
+    """What the promote and select jobs actually read (Snakemake's own record of each job's
+    inputs): rung summaries, promotions and run.json files, never data, metrics or predictions."""
+    work = searched[0]
+    records = [json.loads(p.read_text()) for p in (work / ".snakemake" / "metadata").iterdir()]
+    chosen = [r for r in records if r.get("rule") in ("promote", "select")]
+    assert {r["rule"] for r in chosen} == {"promote", "select"}
+    for r in chosen:
+        assert r["input"] and all(
+            re.search(r"/(runs|search)/.*(rung\d+|run)\.json$", f) for f in r["input"]
+        ), r["input"]

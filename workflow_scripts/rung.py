@@ -1,0 +1,23 @@
+"""Adapter: rule rung -> fmdenoise.train.loop.train_rung (one rung of a halving search)."""
+
+from pathlib import Path
+
+from fmdenoise.logs import log_to
+from fmdenoise.train.loop import train_rung
+from fmdenoise.train.setup import Cell
+
+with log_to(snakemake.log[0]):
+    train_rung(
+        Cell(**snakemake.params.cell),
+        snakemake.params.model,
+        snakemake.params.training,
+        Path(snakemake.input.patches[0]).parent,
+        Path(snakemake.output.summary).parent,
+        rung=int(snakemake.wildcards.rung),
+        budget=snakemake.params.budget,
+        state_out=snakemake.output.state,
+        summary_out=snakemake.output.summary,
+        start_from=snakemake.input.get("start_from"),
+        pretrained=snakemake.input.get("pretrained"),
+        threads=snakemake.threads,
+    )
