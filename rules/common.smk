@@ -202,7 +202,8 @@ SEARCH_RUNGS = len(BUDGETS) - 1
 
 def alive_runs(model, dataset, rung):
     """Run folders of the cells trained at ``rung``: the whole main sweep at rung 0, then the
-    cells promoted after the rung before (``search/<model>/<dataset>/rung<r-1>.json``)."""
+    cells promoted after the rung before (``search/<model>/<dataset>/rung<r-1>.json``).
+    """
     if rung == 0:
         return main_sweep(model, dataset)
     promoted = checkpoints.promote.get(model=model, dataset=dataset, rung=rung - 1)
@@ -246,7 +247,10 @@ def select_inputs(wildcards):
     the last rung's cells of a halving search) and the search's promotion files."""
     m, d = wildcards.model, wildcards.dataset
     runs = alive_runs(m, d, SEARCH_RUNGS)
-    return {"runs": [f"{r}/run.json" for r in runs], "promotions": promotion_files(m, d)}
+    return {
+        "runs": [f"{r}/run.json" for r in runs],
+        "promotions": promotion_files(m, d),
+    }
 
 
 def selected_run(model, dataset):
