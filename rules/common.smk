@@ -431,6 +431,7 @@ def answers_inputs(wildcards):
     tables = ["main", "cost", "hyperparameters"]
     tables += ["scratch"] * bool(grid["scratch_study"])
     tables += ["augmentation"] * bool(grid["augmentation_study"])
+    tables += ["search"] * bool(SEARCH_RUNGS)
     return {
         "tables": [f"{RESULTS}/tables/{t}.csv" for t in tables],
         "metrics": all_metrics(wildcards),

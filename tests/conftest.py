@@ -105,3 +105,21 @@ def reduced_demo(tmp_path_factory) -> tuple[Path, Path, str]:
     config = reduced_demo_config(work / "reduced.yaml")
     proc = snakemake(work, config=config)
     return work, config, proc.stdout + proc.stderr
+
+
+#: the training budget of the long cell: long enough to interrupt a running job
+LONG = {"steps": 300, "val_every": 100, "checkpoint_every": 10}
+LONG_CELL = "results/demo/runs/drunet/actin-demo/mae/lr0.001/pretrained/none/seed0"
+
+
+@pytest.fixture(scope="session")
+def long_cell(reduced_demo, tmp_path_factory) -> tuple[Path, Path]:
+    """One cell of the reduced demo trained for 300 steps without interruption: (workdir,
+    config). The fault and SLURM tests interrupt the same cell and compare with it."""
+    from .helpers import prepare, reduced_demo_config, snakemake
+
+    work = tmp_path_factory.mktemp("long_ref")
+    prepare(reduced_demo[0], work)
+    config = reduced_demo_config(work / "long.yaml", **LONG)
+    snakemake(work, f"{LONG_CELL}/model.pt", config=config)
+    return work, config

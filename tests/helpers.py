@@ -58,11 +58,17 @@ def job_counts(output: str) -> dict[str, int]:
     }
 
 
+#: the reduced demo's models: one fine-tuned, one trained from scratch (every rule runs; the
+#: other architectures are covered by the unit tests, the pretraining test and the rehearsal)
+REDUCED_MODELS = ("drunet", "care")
+
+
 def reduced_demo_config(path: Path, **training: object) -> Path:
-    """The demo restricted to one dataset (actin-demo) and 20 training steps: every rule of
-    the DAG, in a couple of minutes."""
+    """The demo restricted to one dataset (actin-demo), two models and 20 training steps:
+    every rule of the DAG, in a couple of minutes."""
     cfg = yaml.safe_load(DEMO.read_text())
     cfg["datasets"] = {"actin-demo": cfg["datasets"]["actin-demo"]}
+    cfg["models"] = {m: cfg["models"][m] for m in REDUCED_MODELS}
     cfg["training"].update(steps=20, val_every=10, checkpoint_every=10)
     cfg["training"].update(training)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

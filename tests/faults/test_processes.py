@@ -19,12 +19,12 @@ import tifffile
 import torch
 import yaml
 
-from ..helpers import prepare, reduced_demo_config, snakemake, snakemake_cmd
+from ..conftest import LONG_CELL
+from ..helpers import prepare, snakemake, snakemake_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
-CELL = "results/demo/runs/drunet/actin-demo/mae/lr0.001/pretrained/none/seed0"
-LONG = {"steps": 300, "val_every": 100, "checkpoint_every": 10}
+CELL = LONG_CELL
 #: what a rerun job writes anew besides its outputs: its log and benchmark record
 RERUN_RECORDS = ("demo/logs/*", "demo/benchmarks/*")
 
@@ -66,16 +66,6 @@ def running(script: str) -> bool:
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-
-
-@pytest.fixture(scope="module")
-def long_cell(reduced_demo, tmp_path_factory) -> tuple[Path, Path]:
-    """The 300-step cell trained without interruption: (workdir, config)."""
-    work = tmp_path_factory.mktemp("long_ref")
-    prepare(reduced_demo[0], work)
-    config = reduced_demo_config(work / "long.yaml", **LONG)
-    snakemake(work, f"{CELL}/model.pt", config=config)
-    return work, config
 
 
 def test_sigkill_during_training(reduced_demo, long_cell, tmp_path, guard):

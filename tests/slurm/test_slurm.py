@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from ..conftest import LONG, LONG_CELL
 from ..helpers import ROOT, digests, prepare, reduced_demo_config, snakemake, snakemake_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
@@ -63,9 +64,12 @@ def train_jobs(work: Path) -> dict[int, Path]:
 
 
 def test_demo_through_slurm_matches_local_run(reduced_demo, slurm_env, tmp_path):
+    """Training, selection, studies, evaluation, tables and figures of the reduced demo as
+    SLURM jobs, from the local run's data, patches and pretrained weights (their rules are
+    the same kind of job and would only add minutes)."""
     local = reduced_demo[0]
     work = tmp_path / "slurm"
-    work.mkdir()
+    prepare(local, work)
     config = gpu_config(work / "slurm.yaml")
     start = time.monotonic()
     proc = subprocess.run(
@@ -76,14 +80,14 @@ def test_demo_through_slurm_matches_local_run(reduced_demo, slurm_env, tmp_path)
     print(f"demo through SLURM: {time.monotonic() - start:.0f} s")
     submitted = {int(i) for i in re.findall(r"submitted with SLURM jobid (\d+)", out)}
     jobs = train_jobs(work)
-    assert len(jobs) == 14 and set(jobs) <= submitted  # 8 sweep cells + 6 study runs
+    assert len(jobs) == 6 and set(jobs) <= submitted  # 4 sweep cells + 2 study runs
     for job in sorted(jobs)[-3:]:  # finished jobs stay known to slurmctld for MinJobAge
         info = scontrol(slurm_env, job)
         assert "JobState=COMPLETED" in info and re.search(r"gres[:/]gpu[:=]1", info), info
-    # each metric job rides along with the prediction it scores: 11 submissions for 22 jobs
+    # each metric job rides along with the prediction it scores: 7 submissions for 14 jobs
     logs = work / ".snakemake" / "slurm_logs"
     assert sorted(p.name for p in logs.glob("group_*")) == ["group_evaluate_metrics_predict"]
-    assert len(list((logs / "group_evaluate_metrics_predict").rglob("*.log"))) == 11
+    assert len(list((logs / "group_evaluate_metrics_predict").rglob("*.log"))) == 7
     # (training is bitwise reproducible; BM3D only to float32 rounding, hence rtol for main)
     for table in ("main", "hyperparameters", "scratch", "augmentation"):
         a = pd.read_csv(local / "results" / "demo" / "tables" / f"{table}.csv")
@@ -115,9 +119,6 @@ def wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen | None
     raise AssertionError(f"timed out waiting for {what}")
 
 
-LONG = {"steps": 300, "val_every": 100, "checkpoint_every": 10}
-
-
 def sigterm_running_train_job(work: Path, env: dict[str, str], proc: subprocess.Popen) -> int:
     """Wait until a train job runs and has written last.pt, then SIGTERM it through SLURM."""
 
@@ -134,13 +135,14 @@ def sigterm_running_train_job(work: Path, env: dict[str, str], proc: subprocess.
     return job
 
 
-def test_preempted_training_job_is_resubmitted_and_resumes(reduced_demo, slurm_env, tmp_path):
-    local = reduced_demo[0]
+def test_preempted_training_job_is_resubmitted_and_resumes(
+    reduced_demo, long_cell, slurm_env, tmp_path
+):
+    local, ref = reduced_demo[0], long_cell[0]  # ref: the same cell trained uninterrupted
     target = f"{CELL.format(loss='mae')}/model.pt"
-    ref, work = tmp_path / "ref", tmp_path / "slurm"
-    prepare(local, ref)
+    assert target.removesuffix("/model.pt") == LONG_CELL
+    work = tmp_path / "slurm"
     prepare(local, work)
-    snakemake(ref, target, config=gpu_config(tmp_path / "ref.yaml", **LONG))  # uninterrupted
     config = gpu_config(tmp_path / "slurm.yaml", **LONG)
     proc = subprocess.Popen(
         slurm_command(work, config, target),

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from fmdenoise.evaluate.answers import (
+    answer_choices,
     factor_shares,
+    first_rung_grid,
     min_wilcoxon_p,
     scratch_catch_up,
     write_answers,
@@ -147,3 +149,25 @@ def test_factor_shares_and_catch_up_by_hand():
     row = scratch_catch_up(curve).iloc[0]
     assert row["gap_early_db"] == pytest.approx(5.0) and row["early_step"] == 10
     assert row["gap_end_db"] == pytest.approx(0.05) and row["catch_up_step"] == 20
+
+
+def test_q3_after_a_halving_search_reads_the_first_rung():
+    """Under halving the hyperparameters table holds only the finalists; Q3 compares every
+    cell at the first rung's budget instead (the only budget all cells reached)."""
+    rows = []
+    for loss, dl in (("mae", 0.0), ("ssim", 0.1)):
+        for lr, dr in ((1e-3, 0.0), (1e-4, 2.0)):
+            final = 30 + dl + dr + 1 if (loss, lr) == ("ssim", 1e-4) else None
+            rows.append(
+                {"model": "m", "dataset": "d", "loss": loss, "lr": lr, "seed": 0,
+                 "psnr@10": 20 + dl + dr, "promoted@10": lr == 1e-4, "psnr@40": final,
+                 "picked": final is not None}
+            )  # fmt: skip
+    search = pd.DataFrame(rows)
+    grid, note = first_rung_grid(search)
+    assert list(grid["val_psnr"]) == [20.0, 22.0, 20.1, 22.1] and "10 steps" in note
+    hyper = pd.DataFrame([{"model": "m", "dataset": "d", "loss": "ssim", "lr": 1e-4,
+                           "val_psnr": 33.1}])  # fmt: skip
+    text = answer_choices(hyper, pd.DataFrame(), search)
+    assert "first rung's budget of 10 steps" in text
+    assert "the learning rate explains 100 %" in text and "the loss 0 %" in text

@@ -241,9 +241,28 @@ def factor_shares(hyper: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def answer_choices(hyper: pd.DataFrame, augmentation: pd.DataFrame) -> str:
-    """Q3 as Markdown."""
+def first_rung_grid(search: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The whole loss x lr grid of a halving search at its first rung (the one budget every
+    cell trained to), shaped like the hyperparameters table; and a note saying so."""
+    first = min((c for c in search.columns if c.startswith("psnr@")), key=lambda c: int(c[5:]))
+    grid = search.rename(columns={first: "val_psnr"})[
+        ["model", "dataset", "loss", "lr", "val_psnr"]
+    ]
+    note = (
+        f"(successive-halving search: every cell compared at the first rung's budget of "
+        f"{int(first[5:]):,} steps, the one budget all of them trained to)"
+    )
+    return grid, note
+
+
+def answer_choices(
+    hyper: pd.DataFrame, augmentation: pd.DataFrame, search: pd.DataFrame | None = None
+) -> str:
+    """Q3 as Markdown (from the first rung of a halving search when there was one)."""
     out = ["## Q3. Which optimisation choices matter most?", ""]
+    if search is not None and not search.empty:
+        hyper, note = first_rung_grid(search)
+        out += [note, ""]
     shares = factor_shares(hyper)
     for r in shares.itertuples():
         if r.n_lr < 2 or r.n_loss < 2:
@@ -285,7 +304,7 @@ def write_answers(
     out: str | Path,
 ) -> str:
     """Read the study's tables (``main``, ``cost``, ``hyperparameters`` and, when run,
-    ``scratch``, ``augmentation``) and per-image metrics; write ``answers.md``."""
+    ``scratch``, ``augmentation``, ``search``) and per-image metrics; write ``answers.md``."""
 
     def read(name: str) -> pd.DataFrame:
         return pd.read_csv(tables[name]) if name in tables else pd.DataFrame()
@@ -300,7 +319,7 @@ def write_answers(
                 scratch_catch_up(read("scratch")) if "scratch" in tables else pd.DataFrame(),
             ),
             answer_architectures(main, read("cost"), finetuned),
-            answer_choices(read("hyperparameters"), read("augmentation")),
+            answer_choices(read("hyperparameters"), read("augmentation"), read("search")),
         ]
     )
     write_text(out, text + "\n")

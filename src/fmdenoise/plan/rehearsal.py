@@ -58,7 +58,8 @@ def reduced_options() -> Options:
     """The rehearsal that fits 2 CPU cores in minutes (the slow test, ``make rehearsal``,
     ``benchmarks/rehearsal.py``): one dataset at its published 512x512 (actin-confocal), the
     full-size models, two steps at batch 1, one (loss, lr) cell, 4 train-side pairs and 1 test
-    pair, and the scratch study only (the augmentation study runs the same rules again)."""
+    pair, and neither study (their runs are the same model at the same size as the sweep's,
+    through the same rules)."""
     return Options(
         datasets=["actin-confocal"],
         scale=1.0,
@@ -69,6 +70,7 @@ def reduced_options() -> Options:
             "grid.losses=[mae]",
             "grid.learning_rates=[0.0001]",
             "grid.augmentation_study=false",
+            "grid.scratch_study=false",
             "patches.per_image=4",
         ],
     )
