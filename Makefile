@@ -28,7 +28,7 @@ demo: venv
 
 ## Every test (unit, faults, real snakemake runs of the demo), after the linters.
 test: venv lint
-	$(PY) -m pytest -m "" -q
+	$(PY) -m pytest -m "" -q --durations=15
 
 ## The fast unit tests only (the default pytest selection: not marked slow).
 test-fast: venv

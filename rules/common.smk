@@ -8,6 +8,7 @@ from fmdenoise.data.ingest import dataset_layout
 from fmdenoise.config import inference_tile
 from fmdenoise.plan.jobs import method_kinds
 from fmdenoise.plan.requests import JobRequests
+from fmdenoise.plan.time_limits import chained_retries, rule_chain
 from fmdenoise.train.search import config_budgets, grid_order, halving
 
 RESULTS = config["results"]
@@ -72,11 +73,12 @@ def retries(rule_name, default):
 
 
 def rule_resources(rule_name):
-    """mem_mb and runtime of a rule, plus its SLURM partition/extra arguments when set
-    (otherwise the profile's default-resources or the cluster's default apply)."""
+    """mem_mb and runtime of a rule (capped at its time limit), plus its SLURM
+    partition/extra arguments when set (otherwise the profile's default-resources or the
+    cluster's default apply)."""
     res = dict(
         mem_mb=resource(rule_name, "mem_mb"),
-        runtime=resource(rule_name, "runtime"),
+        runtime=rule_chain(config, rule_name, resource(rule_name, "runtime")).runtime,
     )
     for key in ("slurm_partition", "slurm_extra"):
         if resource(rule_name, key):
@@ -325,8 +327,22 @@ def train_cell(wildcards):
     )
 
 
+def train_retries():
+    """Resubmissions of a training job: its own (2 by default) plus the submissions a
+    partition's time limit chains (``resources.train.time_limit``)."""
+    return chained_retries(
+        config, "train", retries("train", 2), resource("train", "runtime")
+    )
+
+
 def train_resources():
+    """Training jobs' request; under a time limit, runtime capped at it and SIGTERM asked for
+    ahead of it (``fmdenoise.plan.time_limits``)."""
     res = rule_resources("train")
+    chain = rule_chain(config, "train", res["runtime"])
+    res["runtime"] = chain.runtime
+    if chain.signal:
+        res["slurm_extra"] = f"{res.get('slurm_extra', '')} {chain.signal}".strip()
     if resource("train", "gpu") > 0:
         res["gpu"] = resource("train", "gpu")
         if resource("train", "gpu_model"):

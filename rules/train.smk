@@ -14,7 +14,7 @@ rule train:
         f"{RESULTS}/logs/train/{RUN}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{RUN}.tsv"
-    retries: retries("train", 2)
+    retries: train_retries()
     conda:
         "../envs/fmdenoise.yaml"
     threads: resource("train", "cpus")
@@ -38,7 +38,7 @@ rule rung:
         f"{RESULTS}/logs/rung/{RUN}/rung{{rung}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/rung/{RUN}/rung{{rung}}.tsv"
-    retries: retries("train", 2)
+    retries: train_retries()
     conda:
         "../envs/fmdenoise.yaml"
     threads: resource("train", "cpus")

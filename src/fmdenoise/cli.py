@@ -168,10 +168,12 @@ def _plan(args: argparse.Namespace) -> None:
 
     from fmdenoise.plan.calibration import Calibration
     from fmdenoise.plan.report import format_plan, make_plan
+    from fmdenoise.plan.site import partition_limits
 
     config = load_config(args.config)
     path = args.calibration or config.get("planning", {}).get("calibration")
-    plan = make_plan(config, Calibration.load(path), workdir=args.workdir)
+    partitions = partition_limits() if args.sinfo else None
+    plan = make_plan(config, Calibration.load(path), workdir=args.workdir, partitions=partitions)
     print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
 
 
@@ -216,6 +218,35 @@ def _rehearse(args: argparse.Namespace) -> None:
     print(f"per job: {out / 'rehearsal.csv'}; calibration: {out / 'calibration.csv'}")
 
 
+def _efficiency(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from fmdenoise.plan.calibration import shipped_table
+    from fmdenoise.plan.usage import write_efficiency
+
+    config = load_config(args.config)
+    base = Path(
+        args.calibration or config.get("planning", {}).get("calibration") or shipped_table()
+    )
+    out = write_efficiency(args.workdir, config, base)
+    print((out / "efficiency_summary.md").read_text())
+    print(f"per job: {out / 'efficiency.csv'}; calibration: {out / 'calibration.csv'}")
+
+
+def _add_efficiency(sub: Any) -> None:
+    eff = sub.add_parser(
+        "efficiency",
+        help="after a run: each job's measured time and memory against its request",
+        description="Reads Snakemake's logs and benchmark files in WORKDIR (any executor, no "
+        "sacct needed) and writes efficiency.csv, efficiency_summary.md and calibration.csv "
+        "(this run's measured rates) into the study's results folder.",
+    )
+    eff.add_argument("config", help="the study config the run used")
+    eff.add_argument("--workdir", default=".", help="where the run's .snakemake/ and results are")
+    eff.add_argument("--calibration", default=None, help="table to start from (default: shipped)")
+    eff.set_defaults(func=_efficiency)
+
+
 def _add_plan(sub: Any) -> None:
     """The ``plan`` and ``calibrate`` subcommands' arguments."""
     plan = sub.add_parser(
@@ -231,6 +262,12 @@ def _add_plan(sub: Any) -> None:
     plan.add_argument("--calibration", default=None, help="calibration table (CSV)")
     plan.add_argument(
         "--workdir", default=".", help="where results/ lives (measured sizes once ingested)"
+    )
+    plan.add_argument(
+        "--no-sinfo",
+        dest="sinfo",
+        action="store_false",
+        help="do not ask sinfo for the partitions' time limits (asked when SLURM is there)",
     )
     plan.set_defaults(func=_plan)
     cal = sub.add_parser(
@@ -313,6 +350,7 @@ def _parser() -> argparse.ArgumentParser:
     get.set_defaults(func=_fetch)
     _add_inspect_source(sub)
     _add_plan(sub)
+    _add_efficiency(sub)
     _add_denoise(sub)
     _add_export(sub)
     return parser

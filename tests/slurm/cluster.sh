@@ -64,6 +64,7 @@ DefMemPerCPU=1024
 KillWait=10
 NodeName=$HOST CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+PartitionName=short Nodes=$HOST MaxTime=2 State=UP
 CONF
     echo "NodeName=$HOST Name=gpu File=/dev/null" >"$DIR/gres.conf"
     # srun inside a job step reads the default path, not SLURM_CONF: point it at ours

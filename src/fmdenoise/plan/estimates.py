@@ -17,6 +17,7 @@ from typing import Any
 from fmdenoise.config import inference_tile
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.plan.calibration import Calibration, Figure
+from fmdenoise.plan.time_limits import rule_chain
 
 #: Jobs whose cost does not grow with the study (selection, tables, figures): measured on the
 #: demo's benchmark files, they take seconds and a few hundred MB; planned generously.
@@ -176,14 +177,19 @@ def request(
     config: Mapping[str, Any], rule: str, estimate: Estimate, *, gpu: int | None = None
 ) -> dict[str, Any]:
     """The resource request of a job: ``ceil(estimate x planning.margin)``, never below the
-    config's ``resources.<rule>`` (or ``resources.default``) value. Runtime in minutes."""
+    config's ``resources.<rule>`` (or ``resources.default``) value. Runtime in minutes, capped
+    at the rule's ``time_limit``; ``submissions``: how many chained submissions that implies
+    (:mod:`fmdenoise.plan.time_limits`)."""
     res = config["resources"]
     own = res.get(rule) or {}
     floor = {k: own.get(k, res["default"][k]) for k in ("cpus", "mem_mb", "runtime")}
     margin = float(config.get("planning", {}).get("margin", 1.5))
+    need = max(int(floor["runtime"]), math.ceil(estimate.seconds * margin / 60))
+    chained = rule_chain(config, rule, need)  # a partition's time limit (time_limits)
     return {
         "cpus": int(floor["cpus"]),
         "mem_mb": max(int(floor["mem_mb"]), math.ceil(estimate.mem_mb * margin)),
-        "runtime": max(int(floor["runtime"]), math.ceil(estimate.seconds * margin / 60)),
+        "runtime": chained.runtime,
         "gpu": int(own.get("gpu", 0) if gpu is None else gpu),
+        "submissions": chained.submissions,
     }

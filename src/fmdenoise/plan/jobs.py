@@ -14,12 +14,11 @@ from typing import Any
 
 from fmdenoise.plan.estimates import CostModel, Estimate, request
 from fmdenoise.plan.sizes import DatasetSize
+from fmdenoise.plan.time_limits import RESOURCES_OF
 from fmdenoise.train.search import cells_per_rung, config_budgets, halving
 
 #: the rules whose jobs are grouped into one SLURM submission (profiles/slurm: groups)
 GROUPS = {"predict": "evaluate", "metrics": "evaluate"}
-#: rules that ask for another rule's resources (rules/train.smk: rung jobs are training jobs)
-RESOURCES_OF = {"rung": "train"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -303,18 +303,23 @@ def _data_rule_rows(
 def _inference_rows(
     results: Path, config: Mapping[str, Any], jobs: pd.DataFrame
 ) -> list[dict[str, Any]]:
-    """Inference and BM3D s/Mpx from the predictions' timing.json, with the job's peak RSS."""
+    """Inference and BM3D s/Mpx from the predictions' timing.json, with the job's peak RSS
+    (models only at their published full size, the size the table's rows describe)."""
+    from fmdenoise.plan.measure import FULL_SIZE  # torch: only when needed
+
     rows: list[dict[str, Any]] = []
     for timing in sorted((results / "predictions").glob("*/*/timing.json")):
         t = json.loads(timing.read_text())
         method = timing.parent.parent.name
         if method in ("raw",) or method.startswith("provided-"):
             continue
-        arch = (
-            method
-            if method.startswith("bm3d")
-            else config["models"][method.removesuffix("-zeroshot")]["arch"]
-        )
+        if method.startswith("bm3d"):
+            arch = method
+        else:
+            model = config["models"][method.removesuffix("-zeroshot")]
+            arch = model["arch"]
+            if dict(model.get("kwargs", {})) != FULL_SIZE[arch]:
+                continue  # the table's model rows are for the published sizes (the demo's aren't)
         job = jobs[jobs["job"] == f"predict/{method}/{timing.parent.name}"]
         peak = float(job["max_rss_mb"].max()) if len(job) else float("nan")
         rows.append(
@@ -355,22 +360,37 @@ def summarize(jobs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def write_report(workdir: Path, config: Mapping[str, Any], log: str, base_table: Path) -> Path:
-    """``rehearsal.csv`` (per job), ``rehearsal_summary.md`` (per rule, measured vs requested)
-    and ``calibration.csv`` (the base table plus the rehearsal's rows) in the results folder."""
+def write_measured(
+    workdir: Path, config: Mapping[str, Any], log: str, base_table: Path, stem: str
+) -> Path:
+    """``<stem>.csv`` (per job), ``<stem>_summary.md`` (per rule, measured vs requested) and
+    ``calibration.csv`` (the base table plus the measured rows) in the results folder of a
+    run in ``workdir`` whose Snakemake log is ``log``; returns that folder."""
     from fmdenoise.plan.calibration import Calibration, write_table
 
     out = workdir / config["results"]
     jobs = collect(workdir, log)
-    write_text(out / "rehearsal.csv", jobs.to_csv(index=False))
+    if jobs.empty:
+        raise FmdenoiseError(f"{workdir}: the Snakemake log names no job with a benchmark file")
+    write_text(out / f"{stem}.csv", jobs.to_csv(index=False))
     summary = summarize(jobs)
     batch = config["training"]["batch_size"]
     text = summary.to_markdown(index=False, floatfmt=".3g")
-    text += f"\n\ntraining batch size in this rehearsal: {batch}\n"
-    write_text(out / "rehearsal_summary.md", text)
-    rows = [r for r in Calibration.load(base_table).rows if r.get("source") != "rehearsal"]
-    rehearsed = calibration_rows(workdir, config, jobs)
-    keys = {(r["kind"], r["name"], r["device_type"]) for r in rehearsed}
-    rows = [r for r in rows if (r["kind"], r["name"], r["device_type"]) not in keys] + rehearsed
+    text += f"\n\ntraining batch size in this {stem}: {batch}\n"
+    write_text(out / f"{stem}_summary.md", text)
+    base = Calibration.load(base_table).rows
+    rows = [r for r in base if not str(r.get("source") or "").startswith(stem)]
+    measured = [
+        {**r, "source": str(r["source"]).replace("rehearsal", stem, 1)}
+        for r in calibration_rows(workdir, config, jobs)
+    ]
+    keys = {(r["kind"], r["name"], r["device_type"]) for r in measured}
+    rows = [r for r in rows if (r["kind"], r["name"], r["device_type"]) not in keys] + measured
     write_table(rows, out / "calibration.csv")
     return out
+
+
+def write_report(workdir: Path, config: Mapping[str, Any], log: str, base_table: Path) -> Path:
+    """The rehearsal's report: ``rehearsal.csv``, ``rehearsal_summary.md`` and
+    ``calibration.csv`` (:func:`write_measured`)."""
+    return write_measured(workdir, config, log, base_table, "rehearsal")

@@ -16,6 +16,7 @@ from typing import Any
 from fmdenoise.plan.calibration import Calibration
 from fmdenoise.plan.estimates import CostModel
 from fmdenoise.plan.jobs import Job, study_jobs
+from fmdenoise.plan.site import check_rules
 from fmdenoise.plan.sizes import dataset_sizes
 
 STAGES = ("downloads", "sources", "data", "patches", "pretrained", "runs", "predictions", "tables")
@@ -37,7 +38,11 @@ def rule_summary(rule: str, jobs: Sequence[Job]) -> dict[str, Any]:
         "largest_mem_mb": hungriest.estimate.mem_mb,
         "mem_request_mb": hungriest.request["mem_mb"],
         "peak_gpu_mem_mb": max(gpu_mem) if gpu_mem else None,
-        "over_runtime": sum(j.estimate.seconds > j.request["runtime"] * 60 for j in jobs),
+        "over_runtime": sum(
+            j.estimate.seconds > j.request["runtime"] * 60 * j.request["submissions"] for j in jobs
+        ),
+        "chained": max(j.request["submissions"] for j in jobs),
+        "submissions": sum(j.request["submissions"] for j in jobs),
         "over_memory": sum(j.estimate.mem_mb > j.request["mem_mb"] for j in jobs),
         "grouped_as": jobs[0].group,
         "group_keys": sorted(groups),
@@ -50,8 +55,12 @@ def make_plan(
     config: Mapping[str, Any],
     calibration: Calibration | None = None,
     workdir: str | Path = ".",
+    partitions: Mapping[str, int | None] | None = None,
 ) -> dict[str, Any]:
-    """The plan of ``config`` as one JSON-able object (see the module docstring)."""
+    """The plan of ``config`` as one JSON-able object (see the module docstring).
+
+    ``partitions`` (the site's MaxTime per partition, :func:`fmdenoise.plan.site.
+    partition_limits`) adds a ``site`` entry: the rules whose requests do not fit."""
     costs = CostModel(config, calibration or Calibration.load())
     sizes = dataset_sizes(config, workdir)
     jobs = study_jobs(config, sizes, costs)
@@ -62,12 +71,17 @@ def make_plan(
     group_keys = {
         (s["grouped_as"], k) for s in rules.values() if s["grouped_as"] for k in s["group_keys"]
     }
-    ungrouped = sum(s["jobs"] for s in rules.values() if not s["grouped_as"])
+    ungrouped = sum(s["submissions"] for s in rules.values() if not s["grouped_as"])
     for s in rules.values():
         s.pop("group_keys")
     disk = {stage: sum(j.disk_bytes for j in jobs if j.stage == stage) / 1e9 for stage in STAGES}
+    site = None
+    if partitions is not None:
+        runtimes = {r: max(j.request["runtime"] for j in js) for r, js in by_rule.items()}
+        site = {"partitions": dict(partitions), "notes": check_rules(config, runtimes, partitions)}
     return {
         "study": config["study"],
+        "site": site,
         "search": config["grid"].get("search", "full"),
         "jobs": len(jobs),
         "submissions": ungrouped + len(group_keys),
@@ -108,6 +122,11 @@ def format_plan(plan: Mapping[str, Any]) -> str:
             notes.append("ESTIMATE (GPU not measured)")
         if s["over_runtime"]:
             notes.append(f"{s['over_runtime']} job(s) OVER runtime request")
+        if s["chained"] > 1:
+            notes.append(
+                f"time limit: up to {s['chained']} chained submissions per job "
+                f"({s['submissions']} in all)"
+            )
         if s["over_memory"]:
             notes.append(f"{s['over_memory']} job(s) OVER memory request")
         if s["grouped_as"]:
@@ -126,4 +145,13 @@ def format_plan(plan: Mapping[str, Any]) -> str:
     lines.append(f"dataset sizes from: {', '.join(sources)}")
     for note in plan["estimates"]:
         lines.append(f"ESTIMATE: {note}")
+    site = plan.get("site")
+    if site:
+        limits = ", ".join(
+            f"{name} {'no limit' if m is None else f'{m} min'}"
+            for name, m in site["partitions"].items()
+            if name != "*"
+        )
+        lines.append(f"SLURM partitions (sinfo): {limits}")
+        lines += [f"DOES NOT FIT: {note}" for note in site["notes"]]
     return "\n".join(lines)

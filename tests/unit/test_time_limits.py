@@ -1,0 +1,101 @@
+"""Partition time limits: chained submissions of training jobs, capped requests elsewhere,
+what the workflow asks SLURM for, and what `fmdenoise plan` says."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from fmdenoise.config import load_config, validate
+from fmdenoise.errors import ConfigError
+from fmdenoise.plan.report import format_plan, make_plan
+from fmdenoise.plan.site import parse_sinfo, parse_time
+from fmdenoise.plan.time_limits import chain, chained_retries, rule_chain
+
+from ..conftest import ROOT
+
+
+def test_chain_by_hand():
+    # a 24 h run on a 4 h partition, SIGTERM 10 min ahead: 230 usable minutes per submission
+    c = chain(1440, 240, 600, resumable=True)
+    assert (c.runtime, c.submissions, c.signal) == (240, 7, "--signal=TERM@600")
+    assert chain(200, 240, 600, True) == chain(200, 240, 600, True)
+    assert (chain(200, 240, 600, True).submissions, chain(200, 240, 600, True).runtime) == (1, 200)
+    assert chain(200, None, 600, True).signal is None  # no limit, nothing asked of SLURM
+    over = chain(300, 240, 600, resumable=False)  # cannot continue: capped, flagged
+    assert (over.runtime, over.submissions, over.over_limit, over.signal) == (240, 1, True, None)
+
+
+def real(**train):
+    cfg = load_config(ROOT / "config.yaml")
+    cfg["resources"]["train"].update(train)
+    return validate(cfg)
+
+
+def test_rule_chain_reads_the_config_and_retries_grow():
+    cfg = real(time_limit=240, signal_lead=600)  # runtime 1440 in config.yaml
+    assert rule_chain(cfg, "train", 1440).submissions == 7
+    assert rule_chain(cfg, "rung", 1440).submissions == 7  # rung jobs are training jobs
+    assert chained_retries(cfg, "train", 2, 1440) == 2 + 6
+    assert chained_retries(real(), "train", 2, 1440) == 2  # no limit: as before
+    with pytest.raises(ConfigError, match=r"resources\.train\.signal_lead: 600 s"):
+        rule_chain(real(time_limit=10, signal_lead=600), "train", 60)
+
+
+def test_plan_shows_chained_submissions():
+    plan = make_plan(real(time_limit=240))
+    train = plan["rules"]["train"]
+    assert train["chained"] == 7 and train["submissions"] == 7 * train["jobs"]
+    assert train["runtime_request_h"] == 4.0
+    free = make_plan(real())
+    assert plan["submissions"] - free["submissions"] == 6 * train["jobs"]
+    assert "up to 7 chained submissions per job" in format_plan(plan)
+
+
+def test_workflow_asks_slurm_for_the_signal_and_the_capped_runtime(tmp_path):
+    cfg = yaml.safe_load((ROOT / "demo" / "config.yaml").read_text())
+    cfg["resources"]["train"] = {"runtime": 30, "time_limit": 10, "signal_lead": 60}
+    path = tmp_path / "limited.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--cores", "1"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    requests = re.findall(r"^rule train:\n(?:    .*\n)*?    resources: (.*)$", out, re.M)
+    assert len(requests) == 24  # the demo's main sweep: 4 models x 3 datasets x 2 losses
+    for resources in requests:
+        assert "runtime=10" in resources and "slurm_extra=--signal=TERM@60" in resources
+
+
+SINFO = """debug* infinite
+short 1:00
+gpu4h 4:00:00
+long 2-00:00:00
+"""
+
+
+def test_sinfo_time_limits_parsed():
+    assert parse_sinfo(SINFO) == {"*": None, "debug": None, "short": 1, "gpu4h": 240, "long": 2880}
+    assert [parse_time(t) for t in ("30", "10:30", "1-12", "1-12:30", "UNLIMITED")] == [
+        30, 10, 2160, 2190, None,
+    ]  # fmt: skip
+
+
+def test_plan_says_what_does_not_fit_the_site():
+    cfg = real(slurm_partition="gpu4h")  # train asks 1440 min of a 4 h partition
+    plan = make_plan(cfg, partitions=parse_sinfo(SINFO))
+    notes = plan["site"]["notes"]
+    assert any(
+        n.startswith("train: runtime request 1440 min exceeds partition 'gpu4h'")
+        and "set resources.train.time_limit: 240" in n
+        for n in notes
+    ), notes
+    assert "DOES NOT FIT: train:" in format_plan(plan)
+    fitted = make_plan(real(slurm_partition="gpu4h", time_limit=240), partitions=parse_sinfo(SINFO))
+    assert not [n for n in fitted["site"]["notes"] if n.startswith("train")]
+    missing = make_plan(real(slurm_partition="a100"), partitions=parse_sinfo(SINFO))
+    assert "train: partition 'a100' is not on this site (sinfo)" in missing["site"]["notes"]
