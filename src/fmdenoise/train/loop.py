@@ -291,19 +291,10 @@ def train(
     ``start_from``: the previous rung's state (successive halving), used when the run folder
     holds no ``last.pt`` of this run.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(
-        cell,
-        model_cfg,
-        training_cfg,
-        Path(patch_dir),
-        out_dir,
-        pretrained=Path(pretrained) if pretrained else None,
-        device=device,
-        threads=threads,
-        start_from=Path(start_from) if start_from else None,
-    )
+    trainer = _trainer(
+        cell, model_cfg, training_cfg, patch_dir, out_dir, pretrained, device, threads, None,
+        start_from,
+    )  # fmt: skip
     return trainer.run(preload)
 
 
@@ -326,9 +317,29 @@ def train_rung(
     """Train one cell to a rung's step ``budget`` of a successive-halving search, continuing
     from ``start_from`` (the previous rung's ``state_out``) or ``last.pt``; returns the
     summary written to ``summary_out``."""
+    trainer = _trainer(
+        cell, model_cfg, training_cfg, patch_dir, out_dir, pretrained, device, threads, budget,
+        start_from,
+    )  # fmt: skip
+    return trainer.run_rung(rung, Path(state_out), Path(summary_out))
+
+
+def _trainer(
+    cell: Cell,
+    model_cfg: Mapping[str, Any],
+    training_cfg: Mapping[str, Any],
+    patch_dir: str | Path,
+    out_dir: str | Path,
+    pretrained: str | Path | None,
+    device: str,
+    threads: int | None,
+    stop_at: int | None,
+    start_from: str | Path | None,
+) -> Trainer:
+    """The :class:`Trainer` of :func:`train` and :func:`train_rung` (run folder created)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(
+    return Trainer(
         cell,
         model_cfg,
         training_cfg,
@@ -337,10 +348,9 @@ def train_rung(
         pretrained=Path(pretrained) if pretrained else None,
         device=device,
         threads=threads,
-        stop_at=budget,
+        stop_at=stop_at,
         start_from=Path(start_from) if start_from else None,
     )
-    return trainer.run_rung(rung, Path(state_out), Path(summary_out))
 
 
 def _hms(seconds: float) -> str:
