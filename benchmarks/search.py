@@ -60,21 +60,27 @@ def snakemake(work: Path, cfg: Path, targets: list[str], cores: int) -> float:
     return time.perf_counter() - start
 
 
-def job_hours(results: Path, rules: tuple[str, ...]) -> float:
-    """Wall hours of every job of ``rules`` (Snakemake's benchmark files, column ``s``)."""
-    files = [f for r in rules for f in (results / "benchmarks" / r).rglob("*.tsv")]
+def job_hours(results: Path, rules: tuple[str, ...], pairs: list[tuple[str, str]]) -> float:
+    """Wall hours of the jobs of ``rules`` for the (model, dataset) ``pairs`` (Snakemake's
+    benchmark files ``benchmarks/<rule>/<model>/<dataset>/...``, column ``s``)."""
+    files = [
+        f
+        for r in rules
+        for f in (results / "benchmarks" / r).rglob("*.tsv")
+        if tuple(f.relative_to(results / "benchmarks" / r).parts[:2]) in pairs
+    ]
     return sum(float(pd.read_csv(f, sep="\t")["s"].iloc[-1]) for f in files) / 3600
 
 
-def compare(full: Path, halving: Path) -> pd.DataFrame:
+def compare(full: Path, halving: Path, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """Per (model, dataset): both picks and their cost; ``full``/``halving`` are workdirs."""
     rows = []
-    for sel_file in sorted((full / "selected").glob("*/*.json")):
-        model, dataset = sel_file.parent.name, sel_file.stem
-        grid = json.loads(sel_file.read_text())
-        half = json.loads((halving / "selected" / model / f"{dataset}.json").read_text())
+    for model, dataset in pairs:
+        grid = json.loads((full / f"results/demo/selected/{model}/{dataset}.json").read_text())
+        half = json.loads((halving / f"results/demo/selected/{model}/{dataset}.json").read_text())
         g, h = grid["selected"], half["selected"]
         grid_steps = sum(
-            json.loads((Path(c["run"]) / "run.json").read_text())["steps_done"]
+            json.loads((full / c["run"] / "run.json").read_text())["steps_done"]
             for c in grid["candidates"]
         )
         rows.append(
@@ -108,9 +114,8 @@ def main() -> None:
     full_cfg = config(work / "full.yaml", "full", args.datasets, args.models)
     half_cfg = config(work / "halving.yaml", "halving", args.datasets, args.models)
     cfg = yaml.safe_load(full_cfg.read_text())
-    selected = [
-        f"results/demo/selected/{m}/{d}.json" for m in cfg["models"] for d in cfg["datasets"]
-    ]
+    pairs = [(m, d) for m in cfg["models"] for d in cfg["datasets"]]
+    selected = [f"results/demo/selected/{m}/{d}.json" for m, d in pairs]
     prep = [f"results/demo/patches/{d}/patches.json" for d in cfg["datasets"]]
     prep += [f"results/demo/pretrained/{m}.pt" for m in cfg["models"] if m != "care"]
     t_prep = snakemake(full_dir, full_cfg, prep, args.cores)
@@ -119,9 +124,9 @@ def main() -> None:
             shutil.copytree(full_dir / "results/demo" / sub, half_dir / "results/demo" / sub)
     t_full = snakemake(full_dir, full_cfg, selected, args.cores)
     t_half = snakemake(half_dir, half_cfg, [*selected, "results/demo/tables/search.md"], args.cores)
-    table = compare(full_dir / "results" / "demo", half_dir / "results" / "demo")
-    h_full = job_hours(full_dir / "results" / "demo", ("train",))
-    h_half = job_hours(half_dir / "results" / "demo", ("rung", "train", "promote"))
+    table = compare(full_dir, half_dir, pairs)
+    h_full = job_hours(full_dir / "results" / "demo", ("train",), pairs)
+    h_half = job_hours(half_dir / "results" / "demo", ("rung", "train", "promote"), pairs)
     pd.set_option("display.width", 200)
     print(f"workdir {work}; data and pretrained weights {t_prep:.0f} s")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -131,8 +136,9 @@ def main() -> None:
         f"{table['grid_steps'].sum()} = {steps:.3f} (target <= 0.333)"
     )
     print(
-        f"training job hours: halving {h_half:.3f} / grid {h_full:.3f} = {h_half / h_full:.3f}; "
-        f"snakemake wall: halving {t_half:.0f} s / grid {t_full:.0f} s = {t_half / t_full:.3f}"
+        f"training job hours (each job's wall time): halving {h_half:.3f} / grid {h_full:.3f}"
+        f" = {h_half / h_full:.3f}; snakemake wall of this invocation: grid {t_full:.0f} s,"
+        f" halving {t_half:.0f} s (small when the runs were already there)"
     )
     misses = table[table["psnr_gap_db"] > 0.1]
     print(
