@@ -73,16 +73,16 @@ def retries(rule_name, default):
 
 
 def rule_resources(rule_name):
-    """mem_mb and runtime of a rule (capped at its time limit), plus its SLURM
-    partition/extra arguments when set (otherwise the profile's default-resources or the
-    cluster's default apply)."""
-    res = dict(
-        mem_mb=resource(rule_name, "mem_mb"),
-        runtime=rule_chain(config, rule_name, resource(rule_name, "runtime")).runtime,
-    )
+    """mem_mb and runtime of a rule (capped at its time limit, with ``--signal=TERM@`` for
+    training under one), plus its SLURM partition/extra arguments when set (otherwise the
+    profile's default-resources or the cluster's default apply)."""
+    chain = rule_chain(config, rule_name, resource(rule_name, "runtime"))
+    res = dict(mem_mb=resource(rule_name, "mem_mb"), runtime=chain.runtime)
     for key in ("slurm_partition", "slurm_extra"):
         if resource(rule_name, key):
             res[key] = resource(rule_name, key)
+    if chain.signal:  # training under a time limit asks for SIGTERM ahead of it
+        res["slurm_extra"] = f"{res.get('slurm_extra', '')} {chain.signal}".strip()
     return res
 
 
@@ -236,11 +236,10 @@ def searched_cell(wildcards):
 
 def rung_inputs(wildcards):
     """Patches, pretrained weights, and the state of the cell's previous rung."""
-    inputs = train_inputs(wildcards, rung_input=False)
+    inputs = cell_inputs(wildcards)
     r = int(wildcards.rung)
     if r > 0:
-        run = run_dir(**{k: getattr(wildcards, k) for k in RUN_KEYS})
-        inputs["start_from"] = f"{run}/rung{r - 1}.pt"
+        inputs["start_from"] = rung_state(wildcards, r - 1)
     return inputs
 
 
@@ -304,14 +303,25 @@ def study_runs(wildcards):
 RUN_KEYS = ("model", "dataset", "loss", "lr", "init", "aug", "seed")
 
 
-def train_inputs(wildcards, rung_input=True):
-    """Patches, pretrained weights, and (a cell of a halving search) its last rung's state."""
+def cell_inputs(wildcards):
+    """What every training job of a cell reads: patches, and pretrained weights."""
     inputs = {"patches": patch_files(wildcards.dataset)}
     if wildcards.init == "pretrained":
         inputs["pretrained"] = f"{RESULTS}/pretrained/{wildcards.model}.pt"
-    if rung_input and searched_cell(wildcards):
-        run = run_dir(**{k: getattr(wildcards, k) for k in RUN_KEYS})
-        inputs["start_from"] = f"{run}/rung{SEARCH_RUNGS - 1}.pt"
+    return inputs
+
+
+def rung_state(wildcards, rung):
+    """The state a cell's run left at the end of ``rung`` (rule rung's output)."""
+    run = run_dir(**{k: getattr(wildcards, k) for k in RUN_KEYS})
+    return f"{run}/rung{rung}.pt"
+
+
+def train_inputs(wildcards):
+    """A cell's inputs and (a cell of a halving search) its last rung's state."""
+    inputs = cell_inputs(wildcards)
+    if searched_cell(wildcards):
+        inputs["start_from"] = rung_state(wildcards, SEARCH_RUNGS - 1)
     return inputs
 
 
@@ -336,13 +346,8 @@ def train_retries():
 
 
 def train_resources():
-    """Training jobs' request; under a time limit, runtime capped at it and SIGTERM asked for
-    ahead of it (``fmdenoise.plan.time_limits``)."""
+    """Training jobs' request: the rule's resources (``rule_resources``) and its GPUs."""
     res = rule_resources("train")
-    chain = rule_chain(config, "train", res["runtime"])
-    res["runtime"] = chain.runtime
-    if chain.signal:
-        res["slurm_extra"] = f"{res.get('slurm_extra', '')} {chain.signal}".strip()
     if resource("train", "gpu") > 0:
         res["gpu"] = resource("train", "gpu")
         if resource("train", "gpu_model"):
