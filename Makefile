@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 CORES ?= 2
 SNAKEMAKE := $(VENV)/bin/snakemake
 
-.PHONY: venv demo test test-fast lint format bench clean-demo plan rehearsal
+.PHONY: venv demo test test-fast lint format bench clean-demo plan rehearsal demo-checkpoints
 
 venv: $(VENV)/.installed
 
@@ -25,6 +25,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 ## The embedded demo study, end to end, on $(CORES) cores (no network, no GPU needed).
 demo: venv
 	$(SNAKEMAKE) --cores $(CORES) --configfile demo/config.yaml
+
+## Regenerate the demo's shipped pretrained checkpoints (demo/pretrained/) with the pretrain
+## rule and the recipe in demo/config.yaml; prints the sha256 to put into demo/config.yaml.
+DEMO_CKPTS := drunet restormer kbnet
+demo-checkpoints: venv
+	$(SNAKEMAKE) --cores $(CORES) $(DEMO_CKPTS:%=results/demo-pretrain/pretrained/%.pt) \
+		--configfile demo/config.yaml demo/pretrain.yaml
+	mkdir -p demo/pretrained
+	for m in $(DEMO_CKPTS); do cp results/demo-pretrain/pretrained/$$m.pt demo/pretrained/$$m.pt; done
+	cd demo/pretrained && sha256sum $(DEMO_CKPTS:%=%.pt)
 
 ## Every test (unit, faults, real snakemake runs of the demo), after the linters.
 test: venv lint

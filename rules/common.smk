@@ -5,7 +5,7 @@ from pathlib import Path
 
 from fmdenoise.data.download import local_file_url_path
 from fmdenoise.data.ingest import dataset_layout
-from fmdenoise.config import inference_tile
+from fmdenoise.config import inference_tile, study_datasets
 from fmdenoise.plan.jobs import method_kinds
 from fmdenoise.plan.requests import JobRequests
 from fmdenoise.plan.time_limits import chained_retries, rule_chain
@@ -117,10 +117,19 @@ def method_tile(wildcards):
     return inference_tile(config, wildcards.method)
 
 
+def download_base(wildcards):
+    """What a ``file:rel`` URL of this download is relative to: the results folder, or the
+    workflow's own folder (``relative_to: workflow``, files shipped with the workflow).
+    """
+    spec = config["downloads"][wildcards.archive]
+    return workflow.basedir if spec["relative_to"] == "workflow" else RESULTS
+
+
 def download_local_input(wildcards):
-    """A ``file:rel`` URL under the results folder is an input (the rule making it runs first)."""
+    """A ``file:rel`` URL is an input (the rule making it runs first; a shipped file's
+    changes rerun the download)."""
     url = config["downloads"][wildcards.archive]["url"]
-    path = local_file_url_path(url, Path(RESULTS))
+    path = local_file_url_path(url, Path(download_base(wildcards)))
     if path is not None and not url.startswith("file://"):
         return [str(path)]
     return []
@@ -360,7 +369,7 @@ def training_targets():
     for model in config["models"]:
         for dataset in config["datasets"]:
             targets.append(f"{RESULTS}/selected/{model}/{dataset}.json")
-            if model in FINETUNE_MODELS:
+            if model in FINETUNE_MODELS and dataset in study_datasets(config):
                 targets.append(f"{RESULTS}/studies/{model}/{dataset}.json")
     return targets
 
@@ -395,7 +404,9 @@ def method_spec(wildcards):
     if m.startswith("provided-"):
         return {"kind": "provided", "name": m.removeprefix("provided-")}
     model = m.removesuffix("-zeroshot")
-    noise = config["models"][model].get("noise_level", {})
+    noise = dict(config["models"][model].get("noise_level", {}))
+    if m.endswith("-zeroshot") and noise.get("zero_shot_mode"):
+        noise["mode"] = noise["zero_shot_mode"]
     return {"kind": "model", "noise_level": canonical(noise)}
 
 
@@ -442,7 +453,7 @@ def study_files(wildcards):
     return [
         f"{RESULTS}/studies/{m}/{d}.json"
         for m in FINETUNE_MODELS
-        for d in config["datasets"]
+        for d in study_datasets(config)
     ]
 
 

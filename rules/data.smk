@@ -35,7 +35,7 @@ rule download:
         **rule_resources("download"),
     params:
         spec=lambda wildcards: canonical(config["downloads"][wildcards.archive]),
-        base=lambda wildcards, output: str(Path(output.file).parent.parent),
+        base=download_base,
     script:
         "../workflow_scripts/download.py"
 

@@ -3,7 +3,7 @@
 from fmdenoise.device import threads
 from fmdenoise.logs import log_to
 from fmdenoise.models.checkpoints import save_model
-from fmdenoise.train.pretrain import pretrain
+from fmdenoise.train.pretrain import pretrain, provenance
 
 with log_to(snakemake.log[0]), threads(snakemake.threads):
     model = snakemake.params.model
@@ -15,4 +15,5 @@ with log_to(snakemake.log[0]), threads(snakemake.threads):
         model["kwargs"],
         source="pretrain",
         pretrain=summary,
+        provenance=provenance(snakemake.params.pretrain, snakemake.threads),
     )

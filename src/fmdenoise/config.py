@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,12 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     return config
 
 
+def study_datasets(config: Mapping[str, Any]) -> list[str]:
+    """The datasets the scratch and augmentation studies run on (``grid.study_datasets``)."""
+    chosen = config["grid"].get("study_datasets")
+    return [d for d in config["datasets"] if chosen is None or d in chosen]
+
+
 def check_config(config: dict[str, Any], source: str = "config") -> None:
     """Cross-key checks the schema cannot express. Raises :class:`ConfigError`."""
     downloads = config.get("downloads", {})
@@ -107,6 +114,9 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
             f"({norm['low_percentile']} >= {norm['high_percentile']})"
         )
     grid, training = config.get("grid", {}), config.get("training", {})
+    for name in grid.get("study_datasets") or []:
+        if name not in config.get("datasets", {}):
+            raise ConfigError(f"{source}: grid.study_datasets: {name!r} is not a dataset")
     if grid.get("search") == "halving":
         min_steps, val_every = grid["halving"]["min_steps"], training["val_every"]
         if min_steps % val_every:

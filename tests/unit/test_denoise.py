@@ -19,7 +19,8 @@ from fmdenoise.evaluate.inference import denoise_array
 from fmdenoise.evaluate.metrics import evaluate
 from fmdenoise.models import build
 from fmdenoise.models.checkpoints import save_model
-from fmdenoise.train.pretrain import pretrain
+
+from ..helpers import ROOT
 
 SMALL_DRUNET = {"in_nc": 2, "out_nc": 1, "nc": [8, 16, 32, 64], "nb": 1}
 
@@ -33,14 +34,9 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def demo_trained(tmp_path_factory):
-    """A DRUNet trained as the demo study pretrains it (natural images, 120 steps)."""
-    kwargs = {"in_nc": 2, "out_nc": 1, "nc": [16, 32, 64, 128], "nb": 1}
-    cfg = {"steps": 120, "batch_size": 8, "patch_size": 64, "lr": 0.002, "sigma_max": 50, "seed": 0}
-    net, _ = pretrain("drunet", kwargs, cfg)
-    path = tmp_path_factory.mktemp("demo") / "drunet.pt"
-    save_model(path, net, "drunet", kwargs)
-    return path
+def demo_trained():
+    """The demo's shipped DRUNet, pretrained on natural images (demo/pretrained/)."""
+    return ROOT / "demo" / "pretrained" / "drunet.pt"
 
 
 def image(shape, seed=0):

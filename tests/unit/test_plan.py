@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from fmdenoise.cli import main
-from fmdenoise.config import load_config, validate
+from fmdenoise.config import load_config, study_datasets, validate
 from fmdenoise.models import GRAY_DEFAULTS
 from fmdenoise.plan.calibration import Calibration, write_table
 from fmdenoise.plan.report import make_plan
@@ -186,9 +186,11 @@ def test_measured_sizes_replace_expected_ones(hand_table, tmp_path):
     assert r["runtime"] == -(-(50 * 2 / 2) * 1.5 // 60)  # 50 s/Mpx x 2 Mpx / 2 CPUs, x 1.5
 
 
-def snakemake_counts(configfile):
+def snakemake_counts(configfile, workdir):
+    """Job counts of ``snakemake -n`` in an empty ``workdir`` (nothing done yet)."""
     out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--configfile", configfile, "--quiet", "rules"],
+        [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--directory",
+         str(workdir), "--configfile", str(ROOT / configfile), "--quiet", "rules"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     table = out.split("Job stats:")[1]
@@ -206,7 +208,7 @@ def test_plan_counts_equal_snakemake_dry_run(configfile, search, tmp_path):
         configfile = tmp_path / "halving.yaml"
         configfile.write_text(yaml.safe_dump(config, sort_keys=False))
     plan = make_plan(config, workdir=ROOT / "nonexistent")
-    dry = snakemake_counts(configfile)
+    dry = snakemake_counts(configfile, tmp_path)
     dry.pop("all"), dry.pop("total")
     ours = {rule: s["jobs"] for rule, s in plan["rules"].items()}
     # the scratch/augmentation runs exist only after selection: snakemake -n cannot list them
@@ -214,7 +216,7 @@ def test_plan_counts_equal_snakemake_dry_run(configfile, search, tmp_path):
     finetune = [
         m for m in config["models"] if config["models"][m]["pretrained"]["source"] != "none"
     ]
-    studies = len(finetune) * len(config["datasets"]) * len(grid["seeds"])
+    studies = len(finetune) * len(study_datasets(config)) * len(grid["seeds"])
     studies *= grid["scratch_study"] + grid["augmentation_study"]
     ours["train"] -= studies
     if search == "halving":  # only rung 0 is known before the first promotion

@@ -12,7 +12,7 @@ import yaml
 
 from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser
-from fmdenoise.train.pretrain import held_out_gain
+from fmdenoise.train.pretrain import held_out_gain, pretrain
 
 from ..helpers import DEMO, ROOT, job_counts, snakemake
 
@@ -67,18 +67,35 @@ def test_rerun_does_nothing_and_patch_change_reruns_only_patches(demo_run, tmp_p
 
 @pytest.mark.slow
 @pytest.mark.workflow
-def test_demo_pretraining_rule_makes_real_denoisers(demo_run, reduced_demo):
-    """The pretrain rule's demo models denoise held-out images (DRUNet's from the reduced
-    demo's run, which pretrains it with the same settings; the other two built here)."""
-    models = ("restormer", "kbnet")
-    snakemake(demo_run, *[f"results/demo/pretrained/{m}.pt" for m in models])
-    where = {"drunet": reduced_demo[0], "restormer": demo_run, "kbnet": demo_run}
-    for m, work in where.items():
-        net, meta = load_model(work / "results" / "demo" / "pretrained" / f"{m}.pt")
-        assert meta["source"] == "pretrain"
-        gain = held_out_gain(Denoiser(net, meta["arch"], meta["kwargs"]))
-        assert gain["gain_db"] > 3.0, (m, gain)
-    torch.set_num_threads(torch.get_num_threads())
+def test_shipped_checkpoint_regenerated_by_the_pretrain_rule(tmp_path):
+    """`make demo-checkpoints` at a reduced budget: the pretrain rule, through the
+    demo/pretrain.yaml overlay, makes DRUNet with the shipped file's architecture, keys and
+    provenance, a real Gaussian denoiser, and bit-identical to the recipe run here."""
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump({"pretrain": {"steps": 120}}))
+    target = "results/demo-pretrain/pretrained/drunet.pt"
+    configs = [str(DEMO), str(ROOT / "demo" / "pretrain.yaml"), str(small)]
+    proc = snakemake(tmp_path, target, "--configfile", *configs)
+    assert job_counts(proc.stdout + proc.stderr) == {"pretrain": 1}
+    net, meta = load_model(tmp_path / target, "drunet")
+    shipped = torch.load(ROOT / "demo" / "pretrained" / "drunet.pt", weights_only=True)
+    assert meta["kwargs"] == shipped["kwargs"]
+    assert {k: v.shape for k, v in net.state_dict().items()} == {
+        k: v.shape for k, v in shipped["state_dict"].items()
+    }
+    recipe = {**shipped["provenance"]["recipe"], "steps": 120}
+    assert meta["provenance"]["recipe"] == recipe
+    assert set(meta["provenance"]) == set(shipped["provenance"])
+    gain = held_out_gain(Denoiser(net, meta["arch"], meta["kwargs"]))
+    assert gain["gain_db"] > 3.0, gain
+    threads = torch.get_num_threads()
+    torch.set_num_threads(meta["provenance"]["threads"])
+    try:
+        again, _ = pretrain("drunet", meta["kwargs"], recipe)
+    finally:
+        torch.set_num_threads(threads)
+    for key, value in again.state_dict().items():
+        assert torch.equal(value, net.state_dict()[key]), key
 
 
 def test_real_study_dag_builds_offline(tmp_path):

@@ -68,7 +68,8 @@ def local_file_url_path(url: str, base: Path | None = None) -> Path | None:
     if url.startswith("file://"):
         return Path(unquote(parsed.path))
     rel = Path(unquote(url[len("file:") :]))
-    return rel if rel.is_absolute() or base is None else base / rel
+    # normalised: ``results/demo/../../x`` must not need ``results/demo`` to exist yet
+    return rel if rel.is_absolute() or base is None else Path(os.path.normpath(base / rel))
 
 
 def _manual_hint(spec: DownloadSpec, dest: Path) -> str:

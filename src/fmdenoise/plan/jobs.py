@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from fmdenoise.config import study_datasets
 from fmdenoise.plan.estimates import CostModel, Estimate, request
 from fmdenoise.plan.sizes import DatasetSize
 from fmdenoise.plan.time_limits import RESOURCES_OF
@@ -136,6 +137,7 @@ class JobBuilder:
         c, costs, grid = self.config, self.costs, self.config["grid"]
         models = c["models"]
         lrs, seeds = grid["learning_rates"], grid["seeds"]
+        studied = study_datasets(c)
         for model, cfg in models.items():
             finetune = cfg["pretrained"]["source"] != "none"
             run_bytes = 5 * 4 * costs.parameters(model)  # model.pt + last.pt (weights, AdamW, best)
@@ -151,7 +153,7 @@ class JobBuilder:
                 ]
                 self.search(model, dataset, cells, device, size.val_images, run_bytes)
                 self.add("select", f"{model}/{dataset}", "runs", costs.small())
-                if not finetune:
+                if not finetune or dataset not in studied:
                     continue
                 extra = [("scratch", "none")] * bool(grid["scratch_study"]) + [
                     ("pretrained", "rot")

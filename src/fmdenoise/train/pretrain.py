@@ -23,6 +23,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from fmdenoise.models import build
 from fmdenoise.models.wrapper import Denoiser
+from fmdenoise.train.provenance import code_version
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +132,16 @@ def pretrain(
     }
     log.info("%s held-out %s", arch, summary["held_out"])
     return net, summary
+
+
+def provenance(cfg: Mapping[str, Any], threads: int) -> dict[str, Any]:
+    """What made a pretrained checkpoint: the recipe (``pretrain:`` section, seed included),
+    the training images, the code version, torch and the thread count (CPU results are
+    bitwise reproducible for the same code, torch and threads)."""
+    return {
+        "recipe": dict(cfg),
+        "images": list(TRAIN_IMAGES),
+        "code_version": code_version(),
+        "torch": str(torch.__version__),
+        "threads": threads,
+    }
