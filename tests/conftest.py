@@ -1,8 +1,11 @@
-"""Shared fixtures: the reference data folder, a programmable HTTP server on 127.0.0.1."""
+"""Shared fixtures: the reference data folder, a programmable HTTP server on 127.0.0.1, the
+reduced demo run, and the one-node SLURM test cluster (used by the SLURM and fault tests)."""
 
 from __future__ import annotations
 
 import http.server
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -123,3 +126,31 @@ def long_cell(reduced_demo, tmp_path_factory) -> tuple[Path, Path]:
     config = reduced_demo_config(work / "long.yaml", **LONG)
     snakemake(work, f"{LONG_CELL}/model.pt", config=config)
     return work, config
+
+
+CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_env() -> Iterator[dict[str, str]]:
+    """Environment (with ``SLURM_CONF``) for commands that talk to the test cluster
+    (``tests/slurm/cluster.sh``). Started if it is not running (installing slurm-wlm and munge
+    with apt when missing, which needs root) and stopped afterwards if started here. Where that
+    is impossible the SLURM tests are skipped with the reason, unless
+    ``FMDENOISE_REQUIRE_SLURM=1`` (set by ``.ci/run``), which turns it into a failure."""
+    status = subprocess.run([CLUSTER, "status"], capture_output=True, text=True)
+    was_running = status.returncode == 0 and "idle" in status.stdout
+    proc = subprocess.run([CLUSTER, "start"], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        reason = f"no SLURM cluster: {proc.stderr.strip()[-500:]}"
+        if os.environ.get("FMDENOISE_REQUIRE_SLURM") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    env = dict(os.environ)
+    key, value = proc.stdout.strip().splitlines()[-1].removeprefix("export ").split("=", 1)
+    env[key] = value
+    try:
+        yield env
+    finally:
+        if not was_running:
+            subprocess.run([CLUSTER, "stop"], capture_output=True, timeout=120)

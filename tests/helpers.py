@@ -64,11 +64,12 @@ REDUCED_MODELS = ("drunet", "care")
 
 
 def reduced_demo_config(path: Path, **training: object) -> Path:
-    """The demo restricted to one dataset (actin-demo), two models and 20 training steps:
-    every rule of the DAG, in a couple of minutes."""
+    """The demo restricted to one dataset (actin-demo), two models, one learning rate and 20
+    training steps: every rule of the DAG, in a couple of minutes."""
     cfg = yaml.safe_load(DEMO.read_text())
     cfg["datasets"] = {"actin-demo": cfg["datasets"]["actin-demo"]}
     cfg["models"] = {m: cfg["models"][m] for m in REDUCED_MODELS}
+    cfg["grid"].update(learning_rates=cfg["grid"]["learning_rates"][:1], study_datasets=None)
     cfg["training"].update(steps=20, val_every=10, checkpoint_every=10)
     cfg["training"].update(training)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -93,3 +94,35 @@ def digests(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+# What a user adds on this one-node test cluster: it has no accounting database (so no sacct
+# and no account to guess), and status checks can be frequent.
+LOCAL_CLUSTER = (
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+    "--seconds-between-status-checks",
+    "2",
+    "--slurm-no-account",
+    "--slurm-keep-successful-logs",
+    "--jobs",
+    "4",
+    "--latency-wait",
+    "10",
+)
+
+
+def slurm_command(work: Path, config: Path, *targets: str) -> list[str]:
+    profile = ("--profile", str(ROOT / "profiles" / "slurm"))
+    return snakemake_cmd(work, config, *profile, *LOCAL_CLUSTER, *targets, cores=False)
+
+
+def gpu_config(path: Path, **training: object) -> Path:
+    """The reduced demo with the train jobs asking SLURM for one GPU (the node's fake one)."""
+    reduced_demo_config(path, **training)
+    cfg = yaml.safe_load(path.read_text())
+    cfg.setdefault("resources", {})["train"] = {"cpus": 1, "mem_mb": 2000, "runtime": 30, "gpu": 1}
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path

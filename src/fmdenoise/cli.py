@@ -168,12 +168,15 @@ def _plan(args: argparse.Namespace) -> None:
 
     from fmdenoise.plan.calibration import Calibration
     from fmdenoise.plan.report import format_plan, make_plan
-    from fmdenoise.plan.site import partition_limits
+    from fmdenoise.plan.site import partition_limits, queue_limits
 
     config = load_config(args.config)
     path = args.calibration or config.get("planning", {}).get("calibration")
     partitions = partition_limits() if args.sinfo else None
-    plan = make_plan(config, Calibration.load(path), workdir=args.workdir, partitions=partitions)
+    queue = queue_limits(config) if args.sinfo and partitions is not None else None
+    plan = make_plan(
+        config, Calibration.load(path), workdir=args.workdir, partitions=partitions, queue=queue
+    )
     print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
 
 
@@ -267,7 +270,8 @@ def _add_plan(sub: Any) -> None:
         "--no-sinfo",
         dest="sinfo",
         action="store_false",
-        help="do not ask sinfo for the partitions' time limits (asked when SLURM is there)",
+        help="do not ask SLURM (sinfo, scontrol, sacctmgr) for the partitions' time limits and "
+        "the queue limits (asked when SLURM is there)",
     )
     plan.set_defaults(func=_plan)
     cal = sub.add_parser(

@@ -19,8 +19,8 @@ import tifffile
 import torch
 import yaml
 
-from ..conftest import LONG_CELL
-from ..helpers import prepare, snakemake, snakemake_cmd
+from ..conftest import LONG, LONG_CELL
+from ..helpers import gpu_config, prepare, slurm_command, snakemake, snakemake_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
@@ -167,3 +167,51 @@ def test_second_snakemake_on_the_same_folder_is_refused(reduced_demo, long_cell,
     assert (work / CELL / "model.pt").exists()
     guard.check()
     yaml.safe_load((work / CELL / "run.json").read_text())
+
+
+@pytest.mark.slurm
+def test_node_down_during_training_on_slurm(reduced_demo, long_cell, slurm_env, tmp_path, guard):
+    """The test cluster's only node is set DOWN while a training job runs on it (what a node
+    failure looks like to SLURM: the job is killed), then brought back. SLURM requeues the
+    job or Snakemake resubmits it; training continues from last.pt and ends with the
+    uninterrupted run's weights; nothing that was there is lost or corrupt."""
+    ref, _ = long_cell
+    work = tmp_path / "w"
+    prepare(reduced_demo[0], work)
+    guard.watch(work / "results")
+    config = gpu_config(tmp_path / "slurm.yaml", **LONG)
+    proc = subprocess.Popen(
+        slurm_command(work, config, f"{CELL}/model.pt"),
+        env=slurm_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    node = subprocess.run(
+        ["sinfo", "-h", "-o", "%N"], env=slurm_env, capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    run, end = work / CELL, time.monotonic() + 600
+    while not (run / "last.pt").exists():  # mid-run: a saved state, no model.pt yet
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.monotonic() < end, "timed out waiting for last.pt"
+        time.sleep(0.05)
+    scontrol = ["scontrol", "update", f"nodename={node}"]
+    subprocess.run([*scontrol, "state=down", "reason=fmdenoise-test"], env=slurm_env, check=True)
+    killed_at = time.time()
+    try:
+        time.sleep(5)
+    finally:  # back to service (the cluster's ReturnToService=2 may have done it already)
+        subprocess.run([*scontrol, "state=resume"], env=slurm_env, capture_output=True)
+    out, _ = proc.communicate(timeout=900)
+    print(f"node down: run finished {time.time() - killed_at:.0f} s after the failure")
+    assert proc.returncode == 0, out[-6000:]
+    assert (run / "model.pt").stat().st_mtime > killed_at  # written after the failure
+    log = (work / "results/demo/logs/train" / CELL.split("runs/")[1]).with_suffix(".log")
+    assert "resuming from" in log.read_text(), log.read_text()[-2000:]
+    run_json = yaml.safe_load((run / "run.json").read_text())
+    assert 0 < run_json["resumed_from"] < LONG["steps"]
+    print(f"node down at step >= {LONG['checkpoint_every']}: resumed from step "
+          f"{run_json['resumed_from']} of {LONG['steps']}")  # fmt: skip
+    a, b = weights(ref / CELL / "model.pt"), weights(run / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    guard.check(rewritten=RERUN_RECORDS)

@@ -46,6 +46,9 @@ SlurmctldHost=$HOST
 SlurmUser=slurm
 SlurmdUser=root
 AuthType=auth/munge
+# a requeued job waits cred_expire + 1 s before it may start again (121 s by default): short
+# here so that the node-failure test does not sit idle
+AuthInfo=cred_expire=20
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/run/slurmctld.pid
@@ -63,6 +66,8 @@ GresTypes=gpu
 DefMemPerCPU=1024
 KillWait=10
 NodeName=$HOST CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
+MaxArraySize=${FMDENOISE_SLURM_MAX_ARRAY_SIZE:-5}
+MaxJobCount=${FMDENOISE_SLURM_MAX_JOB_COUNT:-10000}
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 PartitionName=short Nodes=$HOST MaxTime=2 State=UP
 CONF

@@ -4,8 +4,12 @@ efficiency report, a training job longer than its partition's time limit run as 
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,41 +23,19 @@ from fmdenoise.plan.calibration import shipped_table
 from fmdenoise.plan.usage import write_efficiency
 
 from ..conftest import LONG
-from ..helpers import ROOT, digests, prepare, reduced_demo_config, snakemake, snakemake_cmd
+from ..helpers import (
+    ROOT,
+    digests,
+    gpu_config,
+    prepare,
+    reduced_demo_config,
+    slurm_command,
+    snakemake,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
-# What a user adds on this one-node test cluster: it has no accounting database (so no sacct
-# and no account to guess), and status checks can be frequent.
-LOCAL_CLUSTER = (
-    "--slurm-status-command",
-    "squeue",
-    "--slurm-init-seconds-before-status-checks",
-    "1",
-    "--seconds-between-status-checks",
-    "2",
-    "--slurm-no-account",
-    "--slurm-keep-successful-logs",
-    "--jobs",
-    "4",
-    "--latency-wait",
-    "10",
-)
 CELL = "results/demo/runs/drunet/actin-demo/{loss}/lr0.001/pretrained/none/seed0"
-
-
-def slurm_command(work: Path, config: Path, *targets: str) -> list[str]:
-    profile = ("--profile", str(ROOT / "profiles" / "slurm"))
-    return snakemake_cmd(work, config, *profile, *LOCAL_CLUSTER, *targets, cores=False)
-
-
-def gpu_config(path: Path, **training: object) -> Path:
-    """The reduced demo with the train jobs asking SLURM for one GPU (the node's fake one)."""
-    reduced_demo_config(path, **training)
-    cfg = yaml.safe_load(path.read_text())
-    cfg.setdefault("resources", {})["train"] = {"cpus": 1, "mem_mb": 2000, "runtime": 30, "gpu": 1}
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
 
 
 def scontrol(env: dict[str, str], job: int) -> str:
@@ -235,3 +217,54 @@ def test_training_longer_than_the_time_limit_runs_as_a_chain(reduced_demo, slurm
     assert run["steps_done"] == 1000 and 0 < run["resumed_from"] < 1000
     a, b = weights(ref / target), weights(work / target)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_plan_reads_the_site_limits(slurm_env):
+    """`fmdenoise plan` on a login node: partitions from sinfo, queue limits from scontrol
+    (the test cluster has MaxArraySize 5), none from sacctmgr (no accounting here)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmdenoise.cli", "plan", str(ROOT / "demo" / "config.yaml"),
+         "--json", "--workdir", str(ROOT)],
+        env=slurm_env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    site = json.loads(proc.stdout)["site"]
+    assert site["partitions"]["short"] == 2 and site["partitions"]["debug"] is None
+    assert site["queue_limits"]["MaxArraySize"] == {"value": 5, "from": "scontrol show config"}
+    assert "MaxSubmitJobs" not in site["queue_limits"]  # sacctmgr has no database to ask
+    assert site["jobs"] == 100
+
+
+def test_slurm_conf_off_the_default_path(reduced_demo, slurm_env, tmp_path):
+    """A site whose slurm.conf is only in SLURM_CONF (nothing at /etc/slurm/slurm.conf): the
+    executor's job step removes SLURM_CONF before it calls srun inside the job, which then
+    cannot find its configuration (plugin issue #164), so the job fails. With the documented
+    workaround (profiles/slurm/bin first on PATH, FMDENOISE_SLURM_CONF set) it runs."""
+    default = Path("/etc/slurm/slurm.conf")
+    if not default.is_symlink():
+        pytest.skip("/etc/slurm/slurm.conf is not the test cluster's link (a real cluster?)")
+    link = os.readlink(default)
+    work = tmp_path / "w"
+    prepare(reduced_demo[0], work)
+    config = reduced_demo_config(tmp_path / "reduced.yaml")
+    target = "results/demo/patches/actin-demo/patches.json"
+    shutil.rmtree(work / "results/demo/patches/actin-demo")  # one cheap job to run
+    default.unlink()
+    try:
+        bare = subprocess.run(
+            slurm_command(work, config, target), env=slurm_env, capture_output=True, text=True
+        )
+        logs = "\n".join(p.read_text() for p in (work / ".snakemake/slurm_logs").rglob("*.log"))
+        assert bare.returncode != 0
+        assert "Could not establish a configuration source" in logs, logs[-3000:]
+        env = {
+            **slurm_env,
+            "FMDENOISE_SLURM_CONF": slurm_env["SLURM_CONF"],
+            "PATH": f"{ROOT / 'profiles' / 'slurm' / 'bin'}:{slurm_env['PATH']}",
+        }
+        fixed = subprocess.run(
+            slurm_command(work, config, target), env=env, capture_output=True, text=True
+        )
+        assert fixed.returncode == 0, (fixed.stdout + fixed.stderr)[-4000:]
+    finally:
+        os.symlink(link, default)
+    assert json.loads((work / target).read_text())["splits"]["train"]["count"] == 384

@@ -62,11 +62,12 @@ def test_workflow_asks_slurm_for_the_signal_and_the_capped_runtime(tmp_path):
     path = tmp_path / "limited.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path), "--cores", "1"],
+        [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"),
+         "--directory", str(tmp_path), "--configfile", str(path), "--cores", "1"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     requests = re.findall(r"^rule train:\n(?:    .*\n)*?    resources: (.*)$", out, re.M)
-    assert len(requests) == 24  # the demo's main sweep: 4 models x 3 datasets x 2 losses
+    assert len(requests) == 48  # the demo's sweep: 4 models x 3 datasets x 2 losses x 2 lrs
     for resources in requests:
         assert "runtime=10" in resources and "slurm_extra=--signal=TERM@60" in resources
 
@@ -99,3 +100,52 @@ def test_plan_says_what_does_not_fit_the_site():
     assert not [n for n in fitted["site"]["notes"] if n.startswith("train")]
     missing = make_plan(real(slurm_partition="a100"), partitions=parse_sinfo(SINFO))
     assert "train: partition 'a100' is not on this site (sinfo)" in missing["site"]["notes"]
+
+
+SCONTROL = """Configuration data as of 2026-11-28T13:00:00
+MaxArraySize            = 1001
+MaxJobCount             = 10000
+MaxStepCount            = 40000
+MinJobAge               = 300 sec
+"""
+
+
+def test_queue_limits_from_scontrol_sacctmgr_and_config(monkeypatch):
+    from fmdenoise.plan import site
+
+    assert site.parse_scontrol_config(SCONTROL) == {"MaxArraySize": 1001, "MaxJobCount": 10000}
+    # association lines (one per account) and QOS lines; empty fields mean no limit
+    assert site.parse_max_submit("500\n\n200\n") == 200
+    assert site.parse_max_submit("\n\n") is None
+    answers = {
+        "scontrol": SCONTROL,
+        "sacctmgr assoc": "300\n",
+        "sacctmgr qos": "|\n250\n",
+    }
+
+    def fake_run(cmd, timeout):
+        key = cmd[0] if cmd[0] == "scontrol" else f"{cmd[0]} {cmd[3]}"
+        return answers.get(key)
+
+    monkeypatch.setattr(site, "_run", fake_run)
+    limits = site.queue_limits({"site": {"max_submit_jobs": 5, "max_array_size": 7}})
+    assert {k: v["value"] for k, v in limits.items()} == {
+        "MaxArraySize": 1001,
+        "MaxJobCount": 10000,
+        "MaxSubmitJobs": 250,
+    }  # fmt: skip  (SLURM's answers take precedence over the config)
+    assert limits["MaxSubmitJobs"]["from"] == "sacctmgr"
+    assert site.queue_bound(limits) == 100  # the profile's own bound is the smallest
+    # a site without accounting and a login node without scontrol: the config's values
+    monkeypatch.setattr(site, "_run", lambda cmd, timeout: None)
+    limits = site.queue_limits({"site": {"max_submit_jobs": 40, "max_array_size": None}})
+    assert limits == {"MaxSubmitJobs": {"value": 40, "from": "config site.max_submit_jobs"}}
+    assert site.queue_bound(limits) == 40
+    assert site.queue_bound({"MaxJobCount": {"value": 60, "from": "x"}}) == 30
+    assert site.queue_limits({}) == {} and site.queue_bound({}) == 100
+
+
+def test_plan_prints_the_queue_bound():
+    plan = make_plan(real(), partitions={}, queue={"MaxSubmitJobs": {"value": 40, "from": "x"}})
+    assert plan["site"]["jobs"] == 40
+    assert "submit with --jobs 40" in format_plan(plan)

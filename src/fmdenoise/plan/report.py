@@ -16,7 +16,7 @@ from typing import Any
 from fmdenoise.plan.calibration import Calibration
 from fmdenoise.plan.estimates import CostModel
 from fmdenoise.plan.jobs import Job, study_jobs
-from fmdenoise.plan.site import check_rules
+from fmdenoise.plan.site import check_rules, queue_bound
 from fmdenoise.plan.sizes import dataset_sizes
 
 STAGES = ("downloads", "sources", "data", "patches", "pretrained", "runs", "predictions", "tables")
@@ -56,11 +56,14 @@ def make_plan(
     calibration: Calibration | None = None,
     workdir: str | Path = ".",
     partitions: Mapping[str, int | None] | None = None,
+    queue: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The plan of ``config`` as one JSON-able object (see the module docstring).
 
     ``partitions`` (the site's MaxTime per partition, :func:`fmdenoise.plan.site.
-    partition_limits`) adds a ``site`` entry: the rules whose requests do not fit."""
+    partition_limits`) adds a ``site`` entry: the rules whose requests do not fit.
+    ``queue`` (:func:`fmdenoise.plan.site.queue_limits`) adds the site's queue limits and the
+    ``--jobs`` bound that keeps every submission within them."""
     costs = CostModel(config, calibration or Calibration.load())
     sizes = dataset_sizes(config, workdir)
     jobs = study_jobs(config, sizes, costs)
@@ -76,9 +79,14 @@ def make_plan(
         s.pop("group_keys")
     disk = {stage: sum(j.disk_bytes for j in jobs if j.stage == stage) / 1e9 for stage in STAGES}
     site = None
-    if partitions is not None:
+    if partitions is not None or queue is not None:
         runtimes = {r: max(j.request["runtime"] for j in js) for r, js in by_rule.items()}
-        site = {"partitions": dict(partitions), "notes": check_rules(config, runtimes, partitions)}
+        site = {
+            "partitions": dict(partitions or {}),
+            "notes": check_rules(config, runtimes, partitions) if partitions else [],
+            "queue_limits": dict(queue or {}),
+            "jobs": queue_bound(queue or {}),
+        }
     return {
         "study": config["study"],
         "site": site,
@@ -152,6 +160,14 @@ def format_plan(plan: Mapping[str, Any]) -> str:
             for name, m in site["partitions"].items()
             if name != "*"
         )
-        lines.append(f"SLURM partitions (sinfo): {limits}")
+        if limits:
+            lines.append(f"SLURM partitions (sinfo): {limits}")
         lines += [f"DOES NOT FIT: {note}" for note in site["notes"]]
+        queue = ", ".join(
+            f"{k} {v['value']} ({v['from']})" for k, v in site["queue_limits"].items()
+        )
+        lines.append(
+            f"SLURM queue limits: {queue or 'none found'}; submit with --jobs {site['jobs']}"
+            " (at most MaxSubmitJobs, half of MaxJobCount)"
+        )
     return "\n".join(lines)

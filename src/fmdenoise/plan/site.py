@@ -1,13 +1,21 @@
-"""What the SLURM site allows, read before submitting: partitions and their time limits.
+"""What the SLURM site allows, read before submitting: partitions, time limits, queue limits.
 
 :func:`partition_limits` asks ``sinfo`` (when it is on the PATH and answers) for every
 partition's ``MaxTime``; :func:`check_rules` compares each rule's runtime request with the limit
 of the partition it goes to (``resources.<rule>.slurm_partition``, else the site's default) and
 says what to set when a request does not fit, before anything is submitted.
+
+:func:`queue_limits` reads how many jobs the site lets one user queue: ``MaxJobCount`` and
+``MaxArraySize`` from ``scontrol show config``, the user's association and QOS
+``MaxSubmitJobs`` from ``sacctmgr`` (sites with accounting), else the config's ``site:``
+section; :func:`queue_bound` turns them into the ``--jobs`` bound that keeps every submission
+within them.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -100,4 +108,86 @@ def check_rules(
     return notes
 
 
-__all__ = ["DEFAULT", "check_rules", "parse_sinfo", "parse_time", "partition_limits"]
+#: the executor profile's own bound (profiles/slurm: ``jobs: 100``)
+PROFILE_JOBS = 100
+
+
+def _run(cmd: list[str], timeout: float) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def parse_scontrol_config(output: str) -> dict[str, int]:
+    """``scontrol show config`` -> the queue limits in it (``MaxJobCount``, ``MaxArraySize``)."""
+    found = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if sep and key in ("MaxJobCount", "MaxArraySize") and value.split()[0].isdigit():
+            found[key] = int(value.split()[0])
+    return found
+
+
+def parse_max_submit(output: str) -> int | None:
+    """``sacctmgr -nP show assoc|qos ... format=MaxSubmitJobs[PerUser]`` lines -> the smallest
+    limit set (an empty field is no limit); None when none is set."""
+    values = [int(f) for line in output.splitlines() for f in line.split("|") if f.isdigit()]
+    return min(values) if values else None
+
+
+def queue_limits(config: Mapping[str, Any] | None = None, timeout: float = 10.0) -> dict:
+    """The site's queue limits: ``MaxJobCount``, ``MaxArraySize`` (scontrol), ``MaxSubmitJobs``
+    (the smallest of the user's associations and QOS, sacctmgr), each with where it came from;
+    what SLURM does not answer comes from the config's ``site:`` section when set there."""
+    limits: dict[str, Any] = {}
+    out = _run(["scontrol", "show", "config"], timeout)
+    for key, value in parse_scontrol_config(out or "").items():
+        limits[key] = {"value": value, "from": "scontrol show config"}
+    user = os.environ.get("USER") or getpass.getuser()
+    submit = [
+        parse_max_submit(o or "")
+        for o in (
+            _run(["sacctmgr", "-nP", "show", "assoc", f"where user={user}",
+                  "format=MaxSubmitJobs"], timeout),
+            _run(["sacctmgr", "-nP", "show", "qos", "format=MaxSubmitJobsPerUser"], timeout),
+        )
+    ]  # fmt: skip
+    submit = [v for v in submit if v is not None]
+    if submit:
+        limits["MaxSubmitJobs"] = {"value": min(submit), "from": "sacctmgr"}
+    site = (config or {}).get("site") or {}
+    for key, name in (("MaxSubmitJobs", "max_submit_jobs"), ("MaxArraySize", "max_array_size")):
+        if key not in limits and site.get(name) is not None:
+            limits[key] = {"value": int(site[name]), "from": f"config site.{name}"}
+    return limits
+
+
+def queue_bound(limits: Mapping[str, Mapping[str, Any]], profile_jobs: int = PROFILE_JOBS) -> int:
+    """The ``--jobs`` bound that keeps one user's queue within the site's limits: the profile's
+    own bound, at most ``MaxSubmitJobs`` and at most half of ``MaxJobCount`` (finished jobs stay
+    counted there for ``MinJobAge``, and other users share it)."""
+    bound = profile_jobs
+    if "MaxSubmitJobs" in limits:
+        bound = min(bound, int(limits["MaxSubmitJobs"]["value"]))
+    if "MaxJobCount" in limits:
+        bound = min(bound, int(limits["MaxJobCount"]["value"]) // 2)
+    return max(1, bound)
+
+
+__all__ = [
+    "DEFAULT",
+    "PROFILE_JOBS",
+    "check_rules",
+    "parse_max_submit",
+    "parse_scontrol_config",
+    "parse_sinfo",
+    "parse_time",
+    "partition_limits",
+    "queue_bound",
+    "queue_limits",
+]
