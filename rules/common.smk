@@ -5,7 +5,7 @@ from pathlib import Path
 
 from fmdenoise.data.download import local_file_url_path
 from fmdenoise.data.ingest import dataset_layout
-from fmdenoise.config import inference_tile, study_datasets
+from fmdenoise.config import inference_tile, method_noise_level, study_datasets
 from fmdenoise.plan.jobs import method_kinds
 from fmdenoise.plan.requests import JobRequests
 from fmdenoise.plan.time_limits import chained_retries, rule_chain
@@ -365,11 +365,11 @@ def train_resources():
 
 
 def training_targets():
-    targets = []
+    targets, studied = [], study_datasets(config)
     for model in config["models"]:
         for dataset in config["datasets"]:
             targets.append(f"{RESULTS}/selected/{model}/{dataset}.json")
-            if model in FINETUNE_MODELS and dataset in study_datasets(config):
+            if model in FINETUNE_MODELS and dataset in studied:
                 targets.append(f"{RESULTS}/studies/{model}/{dataset}.json")
     return targets
 
@@ -403,11 +403,7 @@ def method_spec(wildcards):
         return {"kind": m}
     if m.startswith("provided-"):
         return {"kind": "provided", "name": m.removeprefix("provided-")}
-    model = m.removesuffix("-zeroshot")
-    noise = dict(config["models"][model].get("noise_level", {}))
-    if m.endswith("-zeroshot") and noise.get("zero_shot_mode"):
-        noise["mode"] = noise["zero_shot_mode"]
-    return {"kind": "model", "noise_level": canonical(noise)}
+    return {"kind": "model", "noise_level": canonical(method_noise_level(config, m))}
 
 
 def all_metrics(wildcards):

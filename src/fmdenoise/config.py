@@ -141,6 +141,15 @@ def inference_tile(config: dict[str, Any], method: str) -> int | None:
     return own["tile"] if "tile" in own else config["evaluation"]["tile"]
 
 
+def method_noise_level(config: dict[str, Any], method: str) -> dict[str, Any]:
+    """DRUNet's noise-level settings for a model method's test-set inference: the model's
+    ``noise_level``, with ``zero_shot_mode`` as the mode of its ``-zeroshot`` method when set."""
+    noise = dict(config["models"][method.removesuffix("-zeroshot")].get("noise_level", {}))
+    if method.endswith("-zeroshot") and noise.get("zero_shot_mode"):
+        noise["mode"] = noise["zero_shot_mode"]
+    return noise
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and validate it (see :func:`validate`)."""
     p = Path(path)

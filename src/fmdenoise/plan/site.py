@@ -63,17 +63,21 @@ def parse_sinfo(output: str) -> dict[str, int | None]:
     return limits
 
 
-def partition_limits(timeout: float = 10.0) -> dict[str, int | None] | None:
-    """Every partition's MaxTime from ``sinfo``, or None when there is no SLURM to ask."""
-    if shutil.which("sinfo") is None:
+def _run(cmd: list[str], timeout: float) -> str | None:
+    """The standard output of a SLURM command, or None when it is absent or fails."""
+    if shutil.which(cmd[0]) is None:
         return None
     try:
-        proc = subprocess.run(
-            ["sinfo", "-h", "-o", "%P %l"], capture_output=True, text=True, timeout=timeout
-        )
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return parse_sinfo(proc.stdout) if proc.returncode == 0 else None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def partition_limits(timeout: float = 10.0) -> dict[str, int | None] | None:
+    """Every partition's MaxTime from ``sinfo``, or None when there is no SLURM to ask."""
+    out = _run(["sinfo", "-h", "-o", "%P %l"], timeout)
+    return None if out is None else parse_sinfo(out)
 
 
 def check_rules(
@@ -110,16 +114,6 @@ def check_rules(
 
 #: the executor profile's own bound (profiles/slurm: ``jobs: 100``)
 PROFILE_JOBS = 100
-
-
-def _run(cmd: list[str], timeout: float) -> str | None:
-    if shutil.which(cmd[0]) is None:
-        return None
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
 
 
 def parse_scontrol_config(output: str) -> dict[str, int]:
