@@ -36,9 +36,10 @@ demo-checkpoints: venv
 	for m in $(DEMO_CKPTS); do cp results/demo-pretrain/pretrained/$$m.pt demo/pretrained/$$m.pt; done
 	cd demo/pretrained && sha256sum $(DEMO_CKPTS:%=%.pt)
 
-## Every test (unit, faults, real snakemake runs of the demo), after the linters.
+## Every test (unit, faults, real snakemake runs of the demo, SLURM), after the linters; the
+## SLURM tests run in a second pytest process beside the others (tests/run_all.sh).
 test: venv lint
-	$(PY) -m pytest -m "" -q --durations=15
+	tests/run_all.sh $(PY)
 
 ## The fast unit tests only (the default pytest selection: not marked slow).
 test-fast: venv

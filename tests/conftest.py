@@ -139,7 +139,10 @@ def slurm_env() -> Iterator[dict[str, str]]:
     is impossible the SLURM tests are skipped with the reason, unless
     ``FMDENOISE_REQUIRE_SLURM=1`` (set by ``.ci/run``), which turns it into a failure."""
     status = subprocess.run([CLUSTER, "status"], capture_output=True, text=True)
-    was_running = status.returncode == 0 and "idle" in status.stdout
+    # a cluster busy with someone's jobs (node mix/alloc/comp) is running too: never stop it
+    was_running = status.returncode == 0 and any(
+        state in status.stdout for state in ("idle", "mix", "alloc", "comp")
+    )
     proc = subprocess.run([CLUSTER, "start"], capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         reason = f"no SLURM cluster: {proc.stderr.strip()[-500:]}"

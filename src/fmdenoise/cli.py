@@ -168,14 +168,20 @@ def _plan(args: argparse.Namespace) -> None:
 
     from fmdenoise.plan.calibration import Calibration
     from fmdenoise.plan.report import format_plan, make_plan
-    from fmdenoise.plan.site import partition_limits, queue_limits
+    from fmdenoise.plan.site import partition_limits, partition_nodes, queue_limits
 
     config = load_config(args.config)
     path = args.calibration or config.get("planning", {}).get("calibration")
     partitions = partition_limits() if args.sinfo else None
     queue = queue_limits(config) if args.sinfo and partitions is not None else None
+    nodes = partition_nodes() if args.sinfo and partitions is not None else None
     plan = make_plan(
-        config, Calibration.load(path), workdir=args.workdir, partitions=partitions, queue=queue
+        config,
+        Calibration.load(path),
+        workdir=args.workdir,
+        partitions=partitions,
+        queue=queue,
+        nodes=nodes,
     )
     print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
 

@@ -232,6 +232,18 @@ def test_plan_reads_the_site_limits(slurm_env):
     assert site["queue_limits"]["MaxArraySize"] == {"value": 5, "from": "scontrol show config"}
     assert "MaxSubmitJobs" not in site["queue_limits"]  # sacctmgr has no database to ask
     assert site["jobs"] == 100
+    assert site["nodes"]["debug"] == [{"cpus": 2, "mem_mb": site["nodes"]["debug"][0]["mem_mb"],
+                                       "gpus": 1}]  # fmt: skip
+    assert site["notes"] == []  # the demo's requests fit the 2-CPU node
+    # the real study's train (8 CPUs) and predict (8 CPUs) jobs would pend for ever here
+    proc = subprocess.run(
+        [sys.executable, "-m", "fmdenoise.cli", "plan", str(ROOT / "config.yaml"), "--json",
+         "--workdir", str(ROOT)],
+        env=slurm_env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    notes = json.loads(proc.stdout)["site"]["notes"]
+    assert sorted(n.split(":")[0] for n in notes) == ["predict", "train"], notes
+    assert all("asks for 8 CPUs" in n and "largest: 2 CPUs" in n for n in notes), notes
 
 
 def test_slurm_conf_off_the_default_path(reduced_demo, slurm_env, tmp_path):

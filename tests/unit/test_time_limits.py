@@ -13,7 +13,12 @@ import yaml
 from fmdenoise.config import load_config, validate
 from fmdenoise.errors import ConfigError
 from fmdenoise.plan.report import format_plan, make_plan
-from fmdenoise.plan.site import parse_sinfo, parse_time
+from fmdenoise.plan.site import (
+    parse_gres_gpus,
+    parse_sinfo,
+    parse_sinfo_nodes,
+    parse_time,
+)
 from fmdenoise.plan.time_limits import chain, chained_retries, rule_chain
 
 from ..conftest import ROOT
@@ -100,6 +105,48 @@ def test_plan_says_what_does_not_fit_the_site():
     assert not [n for n in fitted["site"]["notes"] if n.startswith("train")]
     missing = make_plan(real(slurm_partition="a100"), partitions=parse_sinfo(SINFO))
     assert "train: partition 'a100' is not on this site (sinfo)" in missing["site"]["notes"]
+
+
+# `sinfo -h -e -o '%P %c %m %G'` of a site with two GPU node types and a CPU partition
+SINFO_NODES = """cpu* 64 256000 (null)
+gpu4h 32 192000 gpu:a100:4(S:0-1)
+gpu4h 16 96000+ gpu:v100:2,mps:200
+long 8 32000 (null)
+"""
+
+
+def test_sinfo_node_shapes_parsed():
+    assert [parse_gres_gpus(g) for g in ("(null)", "gpu:2", "gpu:a100:4(S:0-1)",
+                                         "gpu:v100:2,mps:200", "mps:100", "gpu:a:1,gpu:b:2")] == [
+        0, 2, 4, 2, 0, 3,
+    ]  # fmt: skip
+    nodes = parse_sinfo_nodes(SINFO_NODES)
+    assert nodes["*"] == nodes["cpu"] == [{"cpus": 64, "mem_mb": 256000, "gpus": 0}]
+    assert nodes["gpu4h"] == [
+        {"cpus": 32, "mem_mb": 192000, "gpus": 4},
+        {"cpus": 16, "mem_mb": 96000, "gpus": 2},
+    ]
+
+
+def test_plan_names_requests_no_node_can_hold():
+    """train asks 8 CPUs, 32 GB, 1 GPU: none on the CPU-only default partition, fits gpu4h;
+    on `long` (8 CPUs, 32 GB, no GPU) the GPU is what is missing."""
+    nodes = parse_sinfo_nodes(SINFO_NODES)
+    plan = make_plan(real(), nodes=nodes)
+    notes = [n for n in plan["site"]["notes"] if n.startswith("train:")]
+    assert notes == [
+        "train: a job asks for 8 CPUs, 32000 MB and 1 GPU(s); no node of the default partition "
+        "has that (largest: 64 CPUs, 256000 MB, 0 GPUs), so SLURM would keep it pending for ever "
+        "(Reason=PartitionConfig); lower resources.train.cpus/mem_mb/gpu or pick another "
+        "partition"
+    ]
+    assert "DOES NOT FIT: train: a job asks for 8 CPUs" in format_plan(plan)
+    assert "SLURM node shapes (sinfo -e): cpu 64 CPUs/256000 MB/0 GPUs" in format_plan(plan)
+    fits = make_plan(real(slurm_partition="gpu4h"), nodes=nodes)
+    assert not [n for n in fits["site"]["notes"] if n.startswith("train:")]
+    no_gpu = make_plan(real(slurm_partition="long"), nodes=nodes)
+    assert any(n.startswith("train:") and "no node of partition 'long'" in n
+               for n in no_gpu["site"]["notes"])  # fmt: skip
 
 
 SCONTROL = """Configuration data as of 2026-11-28T13:00:00

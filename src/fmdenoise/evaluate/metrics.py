@@ -11,16 +11,18 @@ next to every number. :func:`ssim_torch` computes the same SSIM on tensors (for 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from fmdenoise.data.ingest import split_images
 from fmdenoise.data.normalize import normalize_percentile
 from fmdenoise.io import read_image
+
+if TYPE_CHECKING:  # torch is imported where the loss needs it: metric jobs start without it
+    import torch
 
 CONVENTION = "gt-percentile(0.1,99.9)+affine-fit; psnr range 1; ssim gauss 11/1.5"
 SSIM_SIGMA, SSIM_WIN, K1, K2 = 1.5, 11, 0.01, 0.03
@@ -73,6 +75,8 @@ def evaluate(
 
 
 def _gaussian_window(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    import torch
+
     r = SSIM_WIN // 2
     x = torch.arange(-r, r + 1, device=device, dtype=dtype)
     g = torch.exp(-(x**2) / (2 * SSIM_SIGMA**2))
@@ -81,6 +85,8 @@ def _gaussian_window(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
+
     r = g.numel() // 2
     x = F.pad(x, (r, r, r, r), mode="reflect")
     x = F.conv2d(x, g.view(1, 1, 1, -1))

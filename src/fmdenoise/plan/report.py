@@ -16,7 +16,7 @@ from typing import Any
 from fmdenoise.plan.calibration import Calibration
 from fmdenoise.plan.estimates import CostModel
 from fmdenoise.plan.jobs import Job, study_jobs
-from fmdenoise.plan.site import check_rules, queue_bound
+from fmdenoise.plan.site import check_fit, check_rules, queue_bound
 from fmdenoise.plan.sizes import dataset_sizes
 
 STAGES = ("downloads", "sources", "data", "patches", "pretrained", "runs", "predictions", "tables")
@@ -57,13 +57,16 @@ def make_plan(
     workdir: str | Path = ".",
     partitions: Mapping[str, int | None] | None = None,
     queue: Mapping[str, Mapping[str, Any]] | None = None,
+    nodes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The plan of ``config`` as one JSON-able object (see the module docstring).
 
     ``partitions`` (the site's MaxTime per partition, :func:`fmdenoise.plan.site.
     partition_limits`) adds a ``site`` entry: the rules whose requests do not fit.
     ``queue`` (:func:`fmdenoise.plan.site.queue_limits`) adds the site's queue limits and the
-    ``--jobs`` bound that keeps every submission within them."""
+    ``--jobs`` bound that keeps every submission within them. ``nodes``
+    (:func:`fmdenoise.plan.site.partition_nodes`) adds the rules whose CPUs, memory or GPUs no
+    node of their partition has."""
     costs = CostModel(config, calibration or Calibration.load())
     sizes = dataset_sizes(config, workdir)
     jobs = study_jobs(config, sizes, costs)
@@ -79,11 +82,17 @@ def make_plan(
         s.pop("group_keys")
     disk = {stage: sum(j.disk_bytes for j in jobs if j.stage == stage) / 1e9 for stage in STAGES}
     site = None
-    if partitions is not None or queue is not None:
+    if partitions is not None or queue is not None or nodes is not None:
         runtimes = {r: max(j.request["runtime"] for j in js) for r, js in by_rule.items()}
+        requests = {
+            r: {k: max(j.request[k] for j in js) for k in ("cpus", "mem_mb", "gpu")}
+            for r, js in by_rule.items()
+        }
+        notes = check_rules(config, runtimes, partitions) if partitions else []
         site = {
             "partitions": dict(partitions or {}),
-            "notes": check_rules(config, runtimes, partitions) if partitions else [],
+            "nodes": dict(nodes or {}),
+            "notes": notes + (check_fit(config, requests, nodes) if nodes else []),
             "queue_limits": dict(queue or {}),
             "jobs": queue_bound(queue or {}),
         }
@@ -162,6 +171,17 @@ def format_plan(plan: Mapping[str, Any]) -> str:
         )
         if limits:
             lines.append(f"SLURM partitions (sinfo): {limits}")
+
+        def shape(n: Mapping[str, int]) -> str:
+            return f"{n['cpus']} CPUs/{n['mem_mb']} MB/{n['gpus']} GPUs"
+
+        shapes = "; ".join(
+            f"{name} " + ", ".join(shape(n) for n in ns)
+            for name, ns in site.get("nodes", {}).items()
+            if name != "*"
+        )
+        if shapes:
+            lines.append(f"SLURM node shapes (sinfo -e): {shapes}")
         lines += [f"DOES NOT FIT: {note}" for note in site["notes"]]
         queue = ", ".join(
             f"{k} {v['value']} ({v['from']})" for k, v in site["queue_limits"].items()

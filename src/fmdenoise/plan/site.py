@@ -4,6 +4,10 @@
 partition's ``MaxTime``; :func:`check_rules` compares each rule's runtime request with the limit
 of the partition it goes to (``resources.<rule>.slurm_partition``, else the site's default) and
 says what to set when a request does not fit, before anything is submitted.
+:func:`partition_nodes` reads every partition's node shapes (CPUs, memory, GPUs; ``sinfo -e``)
+and :func:`check_fit` names each rule whose CPUs, memory or GPUs no node of its partition has:
+SLURM accepts such a job and keeps it pending for ever (``Reason=PartitionConfig``), and the
+run waits on it without an error.
 
 :func:`queue_limits` reads how many jobs the site lets one user queue: ``MaxJobCount`` and
 ``MaxArraySize`` from ``scontrol show config``, the user's association and QOS
@@ -18,7 +22,7 @@ import getpass
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fmdenoise.plan.time_limits import RESOURCES_OF, RESUMABLE
@@ -80,6 +84,77 @@ def partition_limits(timeout: float = 10.0) -> dict[str, int | None] | None:
     return None if out is None else parse_sinfo(out)
 
 
+def parse_gres_gpus(field: str) -> int:
+    """The GPU count in a ``sinfo %G`` field (``gpu:2``, ``gpu:a100:4(S:0-1)``,
+    ``gpu:v100:2,mps:200``; ``(null)`` is none)."""
+    total = 0
+    for item in field.split(","):
+        parts = item.split("(")[0].split(":")
+        if parts[0] == "gpu" and len(parts) > 1 and parts[-1].isdigit():
+            total += int(parts[-1])
+    return total
+
+
+def parse_sinfo_nodes(output: str) -> dict[str, list[dict[str, int]]]:
+    """``sinfo -h -e -o '%P %c %m %G'`` lines (one per partition and node configuration) ->
+    {partition: [{"cpus", "mem_mb", "gpus"}, ...]}; the default partition also under
+    :data:`DEFAULT`. A trailing ``+`` (nodes differ) is read as the smallest value."""
+    nodes: dict[str, list[dict[str, int]]] = {}
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) != 4:
+            continue
+        name, cpus, mem, gres = fields
+        cpus, mem = cpus.rstrip("+"), mem.rstrip("+")
+        if not (cpus.isdigit() and mem.isdigit()):
+            continue
+        shape = {"cpus": int(cpus), "mem_mb": int(mem), "gpus": parse_gres_gpus(gres)}
+        names = [name.rstrip("*"), DEFAULT] if name.endswith("*") else [name]
+        for n in names:
+            nodes.setdefault(n, []).append(shape)
+    return nodes
+
+
+def partition_nodes(timeout: float = 10.0) -> dict[str, list[dict[str, int]]] | None:
+    """Every partition's node shapes from ``sinfo``, or None when there is no SLURM to ask."""
+    out = _run(["sinfo", "-h", "-e", "-o", "%P %c %m %G"], timeout)
+    return None if out is None else parse_sinfo_nodes(out)
+
+
+def _partition(config: Mapping[str, Any], rule: str) -> str:
+    """The partition a rule's jobs go to ("" for the site's default)."""
+    res = config["resources"]
+    own = res.get(RESOURCES_OF.get(rule, rule)) or {}
+    return own.get("slurm_partition") or res["default"].get("slurm_partition") or ""
+
+
+def check_fit(
+    config: Mapping[str, Any],
+    requests: Mapping[str, Mapping[str, float]],
+    nodes: Mapping[str, Sequence[Mapping[str, int]]],
+) -> list[str]:
+    """One line per rule whose largest request (``cpus``, ``mem_mb``, ``gpu`` per job) no node
+    of its partition can hold, saying what to change."""
+    notes = []
+    for rule, req in requests.items():
+        partition = _partition(config, rule)
+        shapes = nodes.get(partition or DEFAULT)
+        if not shapes:
+            continue  # an unknown partition is reported by check_rules
+        cpus, mem, gpus = int(req["cpus"]), int(req["mem_mb"]), int(req.get("gpu") or 0)
+        if any(s["cpus"] >= cpus and s["mem_mb"] >= mem and s["gpus"] >= gpus for s in shapes):
+            continue
+        big = max(shapes, key=lambda s: (s["cpus"], s["mem_mb"], s["gpus"]))
+        where = f"partition {partition!r}" if partition else "the default partition"
+        notes.append(
+            f"{rule}: a job asks for {cpus} CPUs, {mem} MB and {gpus} GPU(s); no node of {where} "
+            f"has that (largest: {big['cpus']} CPUs, {big['mem_mb']} MB, {big['gpus']} GPUs), so "
+            "SLURM would keep it pending for ever (Reason=PartitionConfig); lower "
+            f"resources.{RESOURCES_OF.get(rule, rule)}.cpus/mem_mb/gpu or pick another partition"
+        )
+    return notes
+
+
 def check_rules(
     config: Mapping[str, Any],
     runtimes: Mapping[str, int],
@@ -88,11 +163,9 @@ def check_rules(
     """One line per rule whose runtime request (minutes, per submission) exceeds its
     partition's MaxTime, saying what to set; and one per partition the config names that the
     site does not have."""
-    res = config["resources"]
     notes = []
     for rule, runtime in runtimes.items():
-        own = res.get(RESOURCES_OF.get(rule, rule)) or {}
-        partition = own.get("slurm_partition") or res["default"].get("slurm_partition") or ""
+        partition = _partition(config, rule)
         key = partition or DEFAULT
         if key not in limits:
             if partition:
@@ -176,12 +249,16 @@ def queue_bound(limits: Mapping[str, Mapping[str, Any]], profile_jobs: int = PRO
 __all__ = [
     "DEFAULT",
     "PROFILE_JOBS",
+    "check_fit",
     "check_rules",
+    "parse_gres_gpus",
     "parse_max_submit",
     "parse_scontrol_config",
     "parse_sinfo",
+    "parse_sinfo_nodes",
     "parse_time",
     "partition_limits",
+    "partition_nodes",
     "queue_bound",
     "queue_limits",
 ]

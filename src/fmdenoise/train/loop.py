@@ -218,7 +218,7 @@ class Trainer:
                     self.validate(elapsed)
                 patience = self.patience_spent()
                 if step % ckpt_every == 0 or step == stop_at or stop or patience:
-                    st.elapsed, t0 = elapsed, time.perf_counter()
+                    st.elapsed, t0, start_step = elapsed, time.perf_counter(), step
                     save_last(self.last, self.signature, self.parts, st)
                 if stop:
                     raise PreemptedError(
