@@ -220,7 +220,7 @@ def _rehearse(args: argparse.Namespace) -> None:
     run_args = ["--profile", args.profile] if args.profile else ["--cores", str(args.cores)]
     run_args += args.snakemake_arg or []
     workdir = Path(args.workdir)
-    cfg_path, log = rehearsal.run(config, workdir, opts, run_args)
+    cfg_path, log = rehearsal.run(config, workdir, opts, run_args, site_check=bool(args.profile))
     cfg = load_config(cfg_path)
     out = rehearsal.write_report(workdir, cfg, log, Path(args.calibration or shipped_table()))
     print((out / "rehearsal_summary.md").read_text())

@@ -264,3 +264,30 @@ def test_rehearsal_reads_requests_of_plain_and_grouped_jobs():
     assert jobs["predict"]["req_mem_mb"] == 6000 and jobs["predict"]["threads"] == 2
     assert jobs["metrics"]["benchmark"] == "results/r/benchmarks/metrics/raw/d.tsv"
     assert jobs["metrics"]["req_runtime_min"] == 15
+
+
+def test_rehearsal_through_slurm_stops_before_rendering_when_no_node_fits(tmp_path, monkeypatch):
+    """On a 2-CPU site the reduced rehearsal's train and predict jobs (8 CPUs each in
+    config.yaml) would pend for ever: the rehearsal says so and renders nothing; with the
+    requests lowered by --set it passes the check."""
+    from fmdenoise.errors import ConfigError
+    from fmdenoise.plan import rehearsal
+
+    two_cpus = {"*": [{"cpus": 2, "mem_mb": 18000, "gpus": 1}]}
+    monkeypatch.setattr(rehearsal, "partition_nodes", lambda: two_cpus)
+    monkeypatch.setattr(rehearsal, "partition_limits", lambda: {"*": None})
+    config = load_config(ROOT / "config.yaml")
+    opts = rehearsal.reduced_options()
+    with pytest.raises(ConfigError) as err:
+        rehearsal.run(config, tmp_path, opts, ["--profile", "x"], site_check=True)
+    lines = str(err.value).splitlines()[1:]
+    assert sorted(line.split(":")[0] for line in lines) == ["predict", "train"]
+    assert "--set resources.<rule>.<key>" in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # nothing rendered or served
+    fitted = copy.copy(opts)
+    lowered = ["resources.train.cpus=2", "resources.train.mem_mb=12000", "resources.predict.cpus=2"]
+    fitted.overrides = [*opts.overrides, *lowered]
+    rehearsal.check_site(config, fitted, tmp_path)  # no error
+    monkeypatch.setattr(rehearsal, "partition_nodes", lambda: None)
+    monkeypatch.setattr(rehearsal, "partition_limits", lambda: None)
+    rehearsal.check_site(config, opts, tmp_path)  # no SLURM to ask: nothing checked

@@ -37,6 +37,8 @@ from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.io import write_text
 from fmdenoise.plan.estimates import FIXED_SECONDS
 from fmdenoise.plan.rehearsal_source import scaled_size, write_checkpoint, write_dataset_archive
+from fmdenoise.plan.report import make_plan
+from fmdenoise.plan.site import partition_limits, partition_nodes
 
 CPU_BATCH = 2
 
@@ -167,15 +169,36 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def check_site(config: Mapping[str, Any], opts: Options, workdir: Path) -> None:
+    """Before a rehearsal through SLURM: raise when the site (``sinfo``) cannot run the
+    rehearsal's jobs as requested (a time limit, or CPUs, memory or GPUs no node has: such a
+    job would pend for ever), naming each rule and what to ``--set``. Nothing is rendered
+    first. Without SLURM to ask, nothing is checked."""
+    partitions, nodes = partition_limits(), partition_nodes()
+    if partitions is None and nodes is None:
+        return
+    cfg = validate(rehearsal_config(config, "http://127.0.0.1", opts))
+    notes = make_plan(cfg, workdir=workdir, partitions=partitions, nodes=nodes)["site"]["notes"]
+    if notes:
+        raise ConfigError(
+            "rehearsal: this SLURM site cannot run the rehearsal's jobs as requested (change "
+            "them with --set resources.<rule>.<key>=...):\n" + "\n".join(notes)
+        )
+
+
 def run(
     config: Mapping[str, Any],
     workdir: Path,
     opts: Options,
     snakemake_args: Sequence[str] = ("--cores", "2"),
     snakefile: Path | None = None,
+    site_check: bool = False,
 ) -> tuple[Path, str]:
-    """Prepare, serve, run Snakemake to the end; returns (rehearsal config path, its log)."""
+    """Prepare, serve, run Snakemake to the end; returns (rehearsal config path, its log).
+    ``site_check`` (through a SLURM profile): :func:`check_site` first."""
     workdir.mkdir(parents=True, exist_ok=True)
+    if site_check:
+        check_site(config, opts, workdir)
     serve_dir = workdir / "rehearsal-served"
     with serve(serve_dir) as url:
         cfg = prepare(config, serve_dir, url, opts)
