@@ -31,6 +31,7 @@ from ..helpers import (
     reduced_demo_config,
     slurm_command,
     snakemake,
+    snakemake_cmd,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
@@ -169,38 +170,51 @@ def test_job_failing_for_good_keeps_other_results_and_rerun_resumes(
     assert run["resumed_from"] and run["steps_done"] == 300
 
 
-#: a cell that trains for about a minute on the test node's one CPU per job: longer than the
-#: minute the short partition leaves before its SIGTERM
-CHAINED = {"steps": 1000, "val_every": 500, "checkpoint_every": 10}
+#: a cell that trains for more than two minutes on the test node's one CPU per job, however
+#: fast the machine: longer than the whole window in which SLURM may send its SIGTERM
+CHAINED = {"steps": 4000, "val_every": 1000, "checkpoint_every": 20}
 
 
 def test_training_longer_than_the_time_limit_runs_as_a_chain(reduced_demo, slurm_env, tmp_path):
-    """On the test cluster's `short` partition (MaxTime 2 min) with time_limit 2 and
-    signal_lead 60 s, a training job that needs longer is submitted with a 2-minute limit and
-    --signal=TERM@60; SLURM's SIGTERM reaches the training process, which saves last.pt and
-    stops; the job is started again (retries derived from the budget: 2 + ceil(6 / 1) - 1)
-    and continues from last.pt, ending with the uninterrupted run's weights. (This also is
-    what a preempted job goes through.)"""
+    """On the test cluster's `short` partition (MaxTime 3 min) with time_limit 3 and
+    signal_lead 60 s, a training job that needs longer is submitted with a 3-minute limit and
+    --signal=TERM@60. SLURM sends that signal up to 60 s earlier than asked (the resolution of
+    its event handling, sbatch(1)): here between 60 and 120 s after the start, when training is
+    under way on any machine (a 2-minute limit put the window at 0-60 s: seen once before the
+    handler was installed, once after a fast run's last step). The training process saves
+    last.pt and stops; the job is started again (retries derived from the budget:
+    2 + ceil(9 / 2) - 1) and continues from last.pt, ending with the uninterrupted run's weights
+    (computed beside it, locally). (This also is what a preempted job goes through.)"""
     local = reduced_demo[0]
     target = f"{CELL.format(loss='mae')}/model.pt"
     ref, work = tmp_path / "ref", tmp_path / "slurm"
     prepare(local, ref)
     prepare(local, work)
-    snakemake(ref, target, config=reduced_demo_config(tmp_path / "ref.yaml", **CHAINED))
+    ref_config = reduced_demo_config(tmp_path / "ref.yaml", **CHAINED)
+    reference = subprocess.Popen(
+        snakemake_cmd(ref, ref_config, "--cores", "1", target, cores=False),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
     config = gpu_config(tmp_path / "slurm.yaml", **CHAINED)
     cfg = yaml.safe_load(config.read_text())
     cfg["resources"]["train"].update(
-        slurm_partition="short", runtime=6, time_limit=2, signal_lead=60
+        slurm_partition="short", runtime=9, time_limit=3, signal_lead=60
     )
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     start = time.monotonic()
-    proc = subprocess.run(
-        slurm_command(work, config, target),
-        env=slurm_env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
+    try:
+        proc = subprocess.run(
+            slurm_command(work, config, target),
+            env=slurm_env,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
+        ref_out, _ = reference.communicate(timeout=1500)
+    finally:
+        if reference.poll() is None:
+            reference.kill()
+    assert reference.returncode == 0, ref_out[-4000:]
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     jobs = train_jobs(work)
@@ -209,29 +223,59 @@ def test_training_longer_than_the_time_limit_runs_as_a_chain(reduced_demo, slurm
     print(f"chained run: {len(jobs)} SLURM job(s), {attempts} attempts, "
           f"{time.monotonic() - start:.0f} s")  # fmt: skip
     info = scontrol(slurm_env, max(jobs))
-    assert "Partition=short" in info and "TimeLimit=00:02:00" in info, info
+    assert "Partition=short" in info and "TimeLimit=00:03:00" in info, info
     # the signal arrived mid-training: last.pt saved, the next attempt continued from it
     assert re.search(r"PreemptedError: signal 15 at step \d+: saved", logs), logs[-3000:]
-    assert 2 <= attempts <= 7
+    assert 2 <= attempts <= 7  # retries 6: attempts 1..7
     run = yaml.safe_load((work / CELL.format(loss="mae") / "run.json").read_text())
-    assert run["steps_done"] == 1000 and 0 < run["resumed_from"] < 1000
+    assert run["steps_done"] == 4000 and 0 < run["resumed_from"] < 4000
     a, b = weights(ref / target), weights(work / target)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_plan_reads_the_site_limits(slurm_env):
-    """`fmdenoise plan` on a login node: partitions from sinfo, queue limits from scontrol
-    (the test cluster has MaxArraySize 5), none from sacctmgr (no accounting here)."""
+    """`fmdenoise plan` on a login node: partitions and node shapes from sinfo, queue limits
+    from scontrol (the test cluster has MaxArraySize 5) and sacctmgr (the cluster keeps
+    accounting and caps root's association at MaxSubmitJobs 4: one job more is refused)."""
     proc = subprocess.run(
         [sys.executable, "-m", "fmdenoise.cli", "plan", str(ROOT / "demo" / "config.yaml"),
          "--json", "--workdir", str(ROOT)],
         env=slurm_env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     site = json.loads(proc.stdout)["site"]
-    assert site["partitions"]["short"] == 2 and site["partitions"]["debug"] is None
+    assert site["partitions"]["short"] == 3 and site["partitions"]["debug"] is None
     assert site["queue_limits"]["MaxArraySize"] == {"value": 5, "from": "scontrol show config"}
-    assert "MaxSubmitJobs" not in site["queue_limits"]  # sacctmgr has no database to ask
-    assert site["jobs"] == 100
+    assert site["queue_limits"]["MaxSubmitJobs"] == {"value": 4, "from": "sacctmgr"}
+    assert site["jobs"] == 4  # what every SLURM test here submits with (--jobs 4)
+    # the limit is enforced: four held jobs are queued, a fifth is refused
+    held = []
+    try:
+        for _ in range(4):
+            out = subprocess.run(
+                ["sbatch", "--parsable", "--hold", "--wrap", "true"],
+                env=slurm_env, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            held.append(out.strip().split(";")[0])
+        fifth = subprocess.run(
+            ["sbatch", "--hold", "--wrap", "true"], env=slurm_env, capture_output=True, text=True
+        )
+        refused = "MaxSubmit" in fifth.stderr or "job submit limit" in fifth.stderr
+        assert fifth.returncode != 0 and refused, fifth.stderr
+    finally:
+        if held:
+            subprocess.run(["scancel", *held], env=slurm_env, check=False)
+    # accounting records a finished job (sacct: the executor's default status command)
+    done = subprocess.run(
+        ["sbatch", "--parsable", "--wait", "--wrap", "true"],
+        env=slurm_env, capture_output=True, text=True, check=True, timeout=120,
+    ).stdout.strip().split(";")[0]  # fmt: skip
+    wait_for(
+        lambda: "COMPLETED" in subprocess.run(
+            ["sacct", "-n", "-X", "-P", "-o", "State", "-j", done],
+            env=slurm_env, capture_output=True, text=True,
+        ).stdout,
+        30, f"sacct to record job {done}",
+    )  # fmt: skip
     assert site["nodes"]["debug"] == [{"cpus": 2, "mem_mb": site["nodes"]["debug"][0]["mem_mb"],
                                        "gpus": 1}]  # fmt: skip
     assert site["notes"] == []  # the demo's requests fit the 2-CPU node

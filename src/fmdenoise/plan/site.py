@@ -219,7 +219,7 @@ def queue_limits(config: Mapping[str, Any] | None = None, timeout: float = 10.0)
     submit = [
         parse_max_submit(o or "")
         for o in (
-            _run(["sacctmgr", "-nP", "show", "assoc", f"where user={user}",
+            _run(["sacctmgr", "-nP", "show", "assoc", "where", f"user={user}",
                   "format=MaxSubmitJobs"], timeout),
             _run(["sacctmgr", "-nP", "show", "qos", "format=MaxSubmitJobsPerUser"], timeout),
         )
