@@ -252,12 +252,15 @@ def test_plan_reads_the_site_limits(slurm_env):
     try:
         for _ in range(4):
             out = subprocess.run(
-                ["sbatch", "--parsable", "--hold", "--wrap", "true"],
+                ["sbatch", "--parsable", "--hold", "-o", "/dev/null", "--wrap", "true"],
                 env=slurm_env, capture_output=True, text=True, check=True,
             ).stdout  # fmt: skip
             held.append(out.strip().split(";")[0])
         fifth = subprocess.run(
-            ["sbatch", "--hold", "--wrap", "true"], env=slurm_env, capture_output=True, text=True
+            ["sbatch", "--hold", "-o", "/dev/null", "--wrap", "true"],
+            env=slurm_env,
+            capture_output=True,
+            text=True,
         )
         refused = "MaxSubmit" in fifth.stderr or "job submit limit" in fifth.stderr
         assert fifth.returncode != 0 and refused, fifth.stderr
@@ -266,7 +269,7 @@ def test_plan_reads_the_site_limits(slurm_env):
             subprocess.run(["scancel", *held], env=slurm_env, check=False)
     # accounting records a finished job (sacct: the executor's default status command)
     done = subprocess.run(
-        ["sbatch", "--parsable", "--wait", "--wrap", "true"],
+        ["sbatch", "--parsable", "--wait", "-o", "/dev/null", "--wrap", "true"],
         env=slurm_env, capture_output=True, text=True, check=True, timeout=120,
     ).stdout.strip().split(";")[0]  # fmt: skip
     wait_for(
