@@ -83,11 +83,12 @@ def make_plan(
     disk = {stage: sum(j.disk_bytes for j in jobs if j.stage == stage) / 1e9 for stage in STAGES}
     site = None
     if partitions is not None or queue is not None or nodes is not None:
-        runtimes = {r: max(j.request["runtime"] for j in js) for r, js in by_rule.items()}
+        # each rule's largest request per resource (per submission)
         requests = {
-            r: {k: max(j.request[k] for j in js) for k in ("cpus", "mem_mb", "gpu")}
+            r: {k: max(j.request[k] for j in js) for k in ("runtime", "cpus", "mem_mb", "gpu")}
             for r, js in by_rule.items()
         }
+        runtimes = {r: q["runtime"] for r, q in requests.items()}
         notes = check_rules(config, runtimes, partitions) if partitions else []
         site = {
             "partitions": dict(partitions or {}),
@@ -120,6 +121,10 @@ def make_plan(
 
 def _h(hours: float) -> str:
     return f"{hours:,.1f}" if hours >= 10 else f"{hours:.2f}"
+
+
+def _node_shape(node: Mapping[str, int]) -> str:
+    return f"{node['cpus']} CPUs/{node['mem_mb']} MB/{node['gpus']} GPUs"
 
 
 def format_plan(plan: Mapping[str, Any]) -> str:
@@ -171,12 +176,8 @@ def format_plan(plan: Mapping[str, Any]) -> str:
         )
         if limits:
             lines.append(f"SLURM partitions (sinfo): {limits}")
-
-        def shape(n: Mapping[str, int]) -> str:
-            return f"{n['cpus']} CPUs/{n['mem_mb']} MB/{n['gpus']} GPUs"
-
         shapes = "; ".join(
-            f"{name} " + ", ".join(shape(n) for n in ns)
+            f"{name} " + ", ".join(_node_shape(n) for n in ns)
             for name, ns in site.get("nodes", {}).items()
             if name != "*"
         )
