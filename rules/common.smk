@@ -5,7 +5,12 @@ from pathlib import Path
 
 from fmdenoise.data.download import local_file_url_path
 from fmdenoise.data.ingest import dataset_layout
-from fmdenoise.config import inference_tile, method_noise_level, study_datasets
+from fmdenoise.config import (
+    inference_tile,
+    method_noise_level,
+    study_datasets,
+    transfer_source,
+)
 from fmdenoise.plan.jobs import method_kinds
 from fmdenoise.plan.requests import JobRequests
 from fmdenoise.plan.time_limits import chained_retries, rule_chain
@@ -205,6 +210,17 @@ def main_sweep(model, dataset):
     ]
 
 
+def transferred_runs(model, dataset, source):
+    """Run folders of a dataset outside grid.sweep_datasets: one per seed, at the (loss, lr)
+    selected on ``source`` (its ``select`` checkpoint)."""
+    chosen = selected_run(model, source)
+    loss, lr = chosen["loss"], fmt_lr(chosen["lr"])
+    return [
+        run_dir(model, dataset, loss, lr, main_init(model), "none", seed)
+        for seed in config["grid"]["seeds"]
+    ]
+
+
 # Successive halving (grid.search: halving): the rung budgets; the last is training.steps and
 # is trained by rule train, the ones before by rule rung, each followed by checkpoint promote.
 BUDGETS = config_budgets(config)
@@ -213,8 +229,14 @@ SEARCH_RUNGS = len(BUDGETS) - 1
 
 def alive_runs(model, dataset, rung):
     """Run folders of the cells trained at ``rung``: the whole main sweep at rung 0, then the
-    cells promoted after the rung before (``search/<model>/<dataset>/rung<r-1>.json``).
+    cells promoted after the rung before (``search/<model>/<dataset>/rung<r-1>.json``); on a
+    dataset outside grid.sweep_datasets, the runs at the cell selected on its source.
     """
+    source = transfer_source(config, dataset)
+    if (
+        source is not None
+    ):  # no search here: the cell selected on the source, full budget
+        return transferred_runs(model, dataset, source)
     if rung == 0:
         return main_sweep(model, dataset)
     promoted = checkpoints.promote.get(model=model, dataset=dataset, rung=rung - 1)
@@ -223,6 +245,8 @@ def alive_runs(model, dataset, rung):
 
 
 def promotion_files(model, dataset):
+    if transfer_source(config, dataset) is not None:
+        return []
     return [
         f"{RESULTS}/search/{model}/{dataset}/rung{r}.json" for r in range(SEARCH_RUNGS)
     ]
@@ -240,6 +264,7 @@ def searched_cell(wildcards):
         SEARCH_RUNGS > 0
         and wildcards.init == main_init(wildcards.model)
         and wildcards.aug == "none"
+        and transfer_source(config, wildcards.dataset) is None
     )
 
 

@@ -1,6 +1,8 @@
 # Training stage: one job per grid cell; selection on validation; the scratch and
 # augmentation studies at the selected (loss, lr). With grid.search: halving the main sweep
 # trains in rungs (rule rung, checkpoint promote) and only the last rung's cells reach train.
+# Datasets outside grid.sweep_datasets train one run per seed at the cell selected on the first
+# swept dataset (rules/common.smk: alive_runs).
 
 
 rule train:

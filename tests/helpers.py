@@ -64,12 +64,15 @@ REDUCED_MODELS = ("drunet", "care")
 
 
 def reduced_demo_config(path: Path, **training: object) -> Path:
-    """The demo restricted to one dataset (actin-demo), two models, one learning rate and 20
-    training steps: every rule of the DAG, in a couple of minutes."""
+    """The demo restricted to one dataset (actin-demo), two models, one learning rate, the full
+    grid (no halving) and 20 training steps: every rule of the DAG, in a couple of minutes."""
     cfg = yaml.safe_load(DEMO.read_text())
     cfg["datasets"] = {"actin-demo": cfg["datasets"]["actin-demo"]}
     cfg["models"] = {m: cfg["models"][m] for m in REDUCED_MODELS}
     cfg["grid"].update(learning_rates=cfg["grid"]["learning_rates"][:1], study_datasets=None)
+    # the demo's halving search on one dataset: tests/workflow/test_search.py
+    cfg["grid"].update(search="full", sweep_datasets=None)
+    cfg["grid"].pop("halving", None)
     cfg["training"].update(steps=20, val_every=10, checkpoint_every=10)
     cfg["training"].update(training)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -1,8 +1,17 @@
-"""Adapter: checkpoint select -> fmdenoise.train.selection.select_cell (validation results only)."""
+"""Adapter: checkpoint select -> fmdenoise.train.selection.select_cell (validation results only;
+on a dataset outside grid.sweep_datasets the file names the dataset the cell was selected on)."""
 
+from fmdenoise.config import transfer_source
 from fmdenoise.io import write_json
 from fmdenoise.logs import log_to
 from fmdenoise.train.selection import select_cell
 
 with log_to(snakemake.log[0]):
-    write_json(snakemake.output[0], select_cell(snakemake.input.runs, snakemake.input.promotions))
+    write_json(
+        snakemake.output[0],
+        select_cell(
+            snakemake.input.runs,
+            snakemake.input.promotions,
+            transfer_from=transfer_source(snakemake.config, snakemake.wildcards.dataset),
+        ),
+    )

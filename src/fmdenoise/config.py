@@ -80,6 +80,16 @@ def study_datasets(config: Mapping[str, Any]) -> list[str]:
     return [d for d in config["datasets"] if chosen is None or d in chosen]
 
 
+def transfer_source(config: Mapping[str, Any], dataset: str) -> str | None:
+    """The dataset whose selected (loss, lr) ``dataset`` trains at, or None when the main
+    sweep runs on ``dataset`` itself (``grid.sweep_datasets``: null = every dataset; the
+    others take the cell selected on the first dataset listed there)."""
+    swept = config["grid"].get("sweep_datasets")
+    if swept is None or dataset in swept:
+        return None
+    return swept[0]
+
+
 def check_config(config: dict[str, Any], source: str = "config") -> None:
     """Cross-key checks the schema cannot express. Raises :class:`ConfigError`."""
     downloads = config.get("downloads", {})
@@ -114,9 +124,10 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
             f"({norm['low_percentile']} >= {norm['high_percentile']})"
         )
     grid, training = config.get("grid", {}), config.get("training", {})
-    for name in grid.get("study_datasets") or []:
-        if name not in config.get("datasets", {}):
-            raise ConfigError(f"{source}: grid.study_datasets: {name!r} is not a dataset")
+    for key in ("study_datasets", "sweep_datasets"):
+        for name in grid.get(key) or []:
+            if name not in config.get("datasets", {}):
+                raise ConfigError(f"{source}: grid.{key}: {name!r} is not a dataset")
     if grid.get("search") == "halving":
         min_steps, val_every = grid["halving"]["min_steps"], training["val_every"]
         if min_steps % val_every:

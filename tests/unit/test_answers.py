@@ -142,6 +142,10 @@ def test_factor_shares_and_catch_up_by_hand():
     # grand mean 31.5; lr means 30.5, 32.5 -> SS 4 x 1 = 4; loss means 31, 32 -> SS 1; total 5
     shares = factor_shares(hyper).iloc[0]
     assert shares["lr_share"] == pytest.approx(0.8) and shares["loss_share"] == pytest.approx(0.2)
+    # a dataset trained only at the cell selected elsewhere (grid.sweep_datasets) adds nothing
+    moved = pd.DataFrame([{"model": "m", "dataset": "d2", "loss": "a", "lr": 2, "val_psnr": 9.0}])
+    both = factor_shares(pd.concat([hyper, moved])).iloc[0]
+    assert both["lr_share"] == pytest.approx(0.8) and both["datasets"] == 1
     curve = pd.DataFrame(
         {"model": "m", "dataset": "d", "seed": 0, "step": [0, 10, 20],
          "val_psnr_pretrained": [20.0, 25.0, 26.0], "val_psnr_scratch": [5.0, 20.0, 25.95]}

@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from fmdenoise.cli import main
-from fmdenoise.config import load_config, study_datasets, validate
+from fmdenoise.config import load_config, study_datasets, transfer_source, validate
+from fmdenoise.errors import ConfigError
 from fmdenoise.models import GRAY_DEFAULTS
 from fmdenoise.plan.calibration import Calibration, write_table
-from fmdenoise.plan.report import make_plan
+from fmdenoise.plan.report import format_plan, make_plan
 from fmdenoise.plan.requests import JobRequests
 
 from ..conftest import ROOT
@@ -132,6 +133,27 @@ def test_plan_matches_hand_computation(hand_table, tmp_path):
     assert plan["datasets"]["ds"]["source"] == "expected"
 
 
+def test_plan_of_a_sweep_on_one_dataset_by_hand(hand_table, tmp_path):
+    """grid.sweep_datasets: the grid on ``ds`` only; ``ds2`` trains one run per model at the
+    cell selected on ``ds`` (the scratch study runs on both datasets)."""
+    config = small_config()
+    config["datasets"]["ds2"] = copy.deepcopy(config["datasets"]["ds"])
+    config["grid"]["sweep_datasets"] = ["ds"]
+    plan = make_plan(validate(config), Calibration.load(hand_table), workdir=tmp_path)
+    counts = {rule: s["jobs"] for rule, s in plan["rules"].items()}
+    # drunet: 2 cells on ds + 1 on ds2 + 2 scratch studies; care: 2 + 1
+    assert counts["train"] == 5 + 3 and counts["select"] == 4 and counts["studies"] == 2
+    drunet_run = 1000 * 0.5 + 3 * 20 * 0.5 / 4 / 3
+    care_run = 1000 * 0.1 + 3 * 20 * 0.1 / 4 / 3
+    assert plan["rules"]["train"]["gpu_hours"] == pytest.approx(
+        (5 * drunet_run + 3 * care_run) / 3600
+    )
+    assert plan["sweep_datasets"] == ["ds"]
+    assert "(full search on ds; 1 dataset(s) at its selection)" in format_plan(plan)
+    with pytest.raises(ConfigError, match=r"grid\.sweep_datasets: 'nope' is not a dataset"):
+        validate({**config, "grid": {**config["grid"], "sweep_datasets": ["nope"]}})
+
+
 def test_unmeasured_gpu_is_an_estimate_and_says_so(hand_table, tmp_path, capsys):
     table = [r for r in HAND_TABLE if not (r["kind"] == "train" and r["name"] == "drunet")]
     write_table(table, tmp_path / "partial.csv")
@@ -199,11 +221,13 @@ def snakemake_counts(configfile, workdir):
 
 @pytest.mark.parametrize(
     "configfile,search",
-    [("config.yaml", "full"), ("demo/config.yaml", "full"), ("config.yaml", "halving")],
+    [("config.yaml", None), ("demo/config.yaml", None), ("config.yaml", "halving")],
 )
 def test_plan_counts_equal_snakemake_dry_run(configfile, search, tmp_path):
     config = load_config(ROOT / configfile)
-    if search == "halving":
+    if search is None:  # the config's own (the demo searches by halving)
+        search = config["grid"]["search"]
+    elif search != config["grid"]["search"]:
         config["grid"]["search"] = "halving"
         configfile = tmp_path / "halving.yaml"
         configfile.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -219,9 +243,12 @@ def test_plan_counts_equal_snakemake_dry_run(configfile, search, tmp_path):
     studies = len(finetune) * len(study_datasets(config)) * len(grid["seeds"])
     studies *= grid["scratch_study"] + grid["augmentation_study"]
     ours["train"] -= studies
+    # nor the runs of datasets outside grid.sweep_datasets (at the cell selected elsewhere)
+    swept = [d for d in config["datasets"] if transfer_source(config, d) is None]
+    ours["train"] -= len(config["models"]) * (len(config["datasets"]) - len(swept))
     if search == "halving":  # only rung 0 is known before the first promotion
         cells = len(grid["losses"]) * len(grid["learning_rates"]) * len(grid["seeds"])
-        ours["rung"] = cells * len(config["models"]) * len(config["datasets"])
+        ours["rung"] = cells * len(config["models"]) * len(swept)
         ours.pop("train")
     assert ours == dry
 

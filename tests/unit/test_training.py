@@ -93,6 +93,9 @@ def test_selection_reads_validation_only(tmp_path):
     assert (chosen["loss"], chosen["lr"]) == ("mse", 1e-4)
     write_json(tmp_path / "r0" / "test_metrics.json", {"psnr": 1000})
     assert select_cell(files)["selected"]["loss"] == "mse"
+    assert "transfer_from" not in select_cell(files)
+    moved = select_cell(files[1:2], transfer_from="nucleus")  # a dataset outside the sweep
+    assert moved["transfer_from"]["dataset"] == "nucleus" and len(moved["candidates"]) == 1
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -1,6 +1,8 @@
-"""A real snakemake run of a tiny successive-halving search (grid.search: halving): rung jobs
-only for promoted cells, the final rung continuing each cell's run, the search table, a rerun
-that does nothing, an eta change that keeps rung 0, and no test-side file read by selection."""
+"""A real snakemake run of a tiny successive-halving search (grid.search: halving) on one
+dataset, transferred to a second (grid.sweep_datasets): rung jobs only for promoted cells, the
+final rung continuing each cell's run, the search table, one run per model at the selected cell
+on the other dataset, a rerun that does nothing, an eta change that keeps rung 0, and no
+test-side file read by selection."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ..helpers import job_counts, prepare, reduced_demo_config, snakemake
+from ..helpers import DEMO, job_counts, prepare, reduced_demo_config, snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
@@ -23,15 +25,20 @@ TARGETS += ["results/demo/studies/drunet/actin-demo.json"]
 
 def halving_config(path: Path, eta: int = 2) -> Path:
     """The reduced demo with two models, 2 losses x 2 learning rates, 40 steps and rungs at
-    10 and 20 steps (eta 2): 4 cells, then 2, then 1 to the full budget."""
+    10 and 20 steps (eta 2): 4 cells, then 2, then 1 to the full budget, on actin-demo;
+    nucleus-demo trains one run per model at actin-demo's selected cell."""
     reduced_demo_config(path, steps=40, val_every=10, checkpoint_every=10)
     cfg = yaml.safe_load(path.read_text())
+    demo = yaml.safe_load(DEMO.read_text())
+    cfg["datasets"]["nucleus-demo"] = demo["datasets"]["nucleus-demo"]
     cfg["models"] = {m: cfg["models"][m] for m in MODELS}
     cfg["grid"].update(
         losses=["mae", "ssim"],
         learning_rates=[0.001, 0.0003],
         search="halving",
         halving={"eta": eta, "min_steps": 10},
+        sweep_datasets=["actin-demo"],
+        study_datasets=["actin-demo"],
     )
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -60,9 +67,11 @@ def runs(work: Path, model: str) -> Path:
 def test_rung_jobs_only_for_promoted_cells(searched):
     work, _config, out = searched
     counts = ran(out)
-    # per model 4 cells at rung 0, 2 at rung 1; one finalist (+ drunet's scratch, rot runs)
+    # per model 4 cells at rung 0, 2 at rung 1; one finalist (+ drunet's scratch, rot runs);
+    # nucleus-demo: one run per model, no rung
     assert counts["rung"] == 2 * (4 + 2) and counts["promote"] == 2 * 2
-    assert counts["train"] == 2 + 2 and counts["select"] == 2 and counts["table_search"] == 1
+    assert counts["train"] == 2 + 2 + 2 and counts["select"] == 2 * 2
+    assert counts["table_search"] == 1
     search = work / "results" / "demo" / "search"
     for model in MODELS:
         init = "pretrained" if model == "drunet" else "scratch"
@@ -86,6 +95,25 @@ def test_rung_jobs_only_for_promoted_cells(searched):
         assert selected["selected"]["run"] == rung1["promoted"][0]
         assert selected["search"]["cells"] == 4
         assert selected["search"]["steps"] == 2 * 10 + 1 * 20 + 1 * 40
+
+
+def test_other_dataset_trains_the_selected_cell_only(searched):
+    work = searched[0]
+    res = work / "results" / "demo"
+    for model in MODELS:
+        source = json.loads((res / "selected" / model / "actin-demo.json").read_text())
+        chosen = source["selected"]
+        sel = json.loads((res / "selected" / model / "nucleus-demo.json").read_text())
+        assert sel["transfer_from"]["dataset"] == "actin-demo" and "search" not in sel
+        assert len(sel["candidates"]) == 1
+        assert (sel["selected"]["loss"], sel["selected"]["lr"]) == (chosen["loss"], chosen["lr"])
+        assert sel["selected"]["run"] == chosen["run"].replace("actin-demo", "nucleus-demo")
+        run = json.loads((work / sel["selected"]["run"] / "run.json").read_text())
+        assert run["steps_done"] == 40 and run["resumed_from"] is None
+        assert len(list((res / "runs" / model / "nucleus-demo").rglob("run.json"))) == 1
+        assert not (res / "search" / model / "nucleus-demo").exists()
+    hyper = pd.read_csv(res / "tables" / "hyperparameters.csv")
+    assert (hyper["dataset"] == "nucleus-demo").sum() == 2  # one row per model
 
 
 def test_search_table(searched):

@@ -208,7 +208,8 @@ def answer_architectures(main: pd.DataFrame, cost: pd.DataFrame, finetuned: list
 
 def factor_shares(hyper: pd.DataFrame) -> pd.DataFrame:
     """Per model: the share of the sum of squares of validation PSNR over the loss x lr grid
-    explained by the learning rate and by the loss (main effects), averaged over datasets."""
+    explained by the learning rate and by the loss (main effects), averaged over the datasets
+    where the grid was swept (a dataset trained only at a transferred cell has no spread)."""
     rows = []
     for (model, dataset), g in hyper.groupby(["model", "dataset"]):
         total = float(((g["val_psnr"] - g["val_psnr"].mean()) ** 2).sum())
@@ -225,9 +226,12 @@ def factor_shares(hyper: pd.DataFrame) -> pd.DataFrame:
                 "loss_share": share["loss"],
                 "n_lr": g["lr"].nunique(),
                 "n_loss": g["loss"].nunique(),
+                "cells": len(g),
             }
         )
     per = pd.DataFrame(rows)
+    swept = per.loc[per["cells"] > 1, "model"]
+    per = per[(per["cells"] > 1) | ~per["model"].isin(swept)]  # transferred cells: no spread
     return (
         per.groupby("model")
         .agg(

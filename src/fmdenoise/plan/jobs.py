@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from fmdenoise.config import study_datasets
+from fmdenoise.config import study_datasets, transfer_source
 from fmdenoise.plan.estimates import CostModel, Estimate, request
 from fmdenoise.plan.sizes import DatasetSize
 from fmdenoise.plan.time_limits import RESOURCES_OF
@@ -145,13 +145,19 @@ class JobBuilder:
                 device = "cuda" if c["resources"]["train"]["gpu"] > 0 else "cpu"
                 est = costs.train(model, device, size.val_images)
                 init = "pretrained" if finetune else "scratch"
-                cells = [
-                    f"{model}/{dataset}/{loss}/lr{lr:g}/{init}/none/seed{seed}"
-                    for loss in grid["losses"]
-                    for lr in lrs
-                    for seed in seeds
-                ]
-                self.search(model, dataset, cells, device, size.val_images, run_bytes)
+                source = transfer_source(c, dataset)
+                if source is None:
+                    cells = [
+                        f"{model}/{dataset}/{loss}/lr{lr:g}/{init}/none/seed{seed}"
+                        for loss in grid["losses"]
+                        for lr in lrs
+                        for seed in seeds
+                    ]
+                    self.search(model, dataset, cells, device, size.val_images, run_bytes)
+                else:  # one run per seed at the cell selected on the source, no search
+                    for seed in seeds:
+                        label = f"{model}/{dataset}/<selected on {source}>/{init}/none/seed{seed}"
+                        self.add("train", label, "runs", est, run_bytes)
                 self.add("select", f"{model}/{dataset}", "runs", costs.small())
                 if not finetune or dataset not in studied:
                     continue

@@ -101,6 +101,7 @@ def make_plan(
         "study": config["study"],
         "site": site,
         "search": config["grid"].get("search", "full"),
+        "sweep_datasets": config["grid"].get("sweep_datasets") or list(config["datasets"]),
         "jobs": len(jobs),
         "submissions": ungrouped + len(group_keys),
         "gpu_hours": sum(s["gpu_hours"] for s in rules.values()),
@@ -127,10 +128,20 @@ def _node_shape(node: Mapping[str, int]) -> str:
     return f"{node['cpus']} CPUs/{node['mem_mb']} MB/{node['gpus']} GPUs"
 
 
+def _swept(plan: Mapping[str, Any]) -> str:
+    """`` on <datasets>`` when the main sweep runs on some datasets only (the others train at
+    the cell selected on the first)."""
+    swept, total = plan["sweep_datasets"], len(plan["datasets"])
+    if len(swept) == total:
+        return ""
+    return f" on {', '.join(swept)}; {total - len(swept)} dataset(s) at its selection"
+
+
 def format_plan(plan: Mapping[str, Any]) -> str:
     """The plan as a text table."""
     lines = [
-        f"plan of study {plan['study']!r} ({plan['search']} search): {plan['jobs']} jobs, "
+        f"plan of study {plan['study']!r} ({plan['search']} search{_swept(plan)}): "
+        f"{plan['jobs']} jobs, "
         f"{plan['submissions']} SLURM "
         f"submissions, {_h(plan['gpu_hours'])} GPU-h, {_h(plan['cpu_hours'])} CPU-h, "
         f"{plan['disk_gb']:,.1f} GB on disk (requests = estimate x {plan['margin']:g})",

@@ -4,7 +4,9 @@
 picks the (loss, lr) with the best validation PSNR (ties: higher SSIM, then the order given).
 It sees nothing but those files, so test-set results cannot leak into the choice. After a
 successive-halving search the candidates are the last rung's cells, and the selection file
-also records what the whole search spent (:func:`fmdenoise.train.search.search_spend`).
+also records what the whole search spent (:func:`fmdenoise.train.search.search_spend`). On a
+dataset outside ``grid.sweep_datasets`` the candidates are the runs (one per seed) at the cell
+selected on the source dataset, and the file names that source under ``transfer_from``.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from fmdenoise.train.search import search_spend
 
 
 def select_cell(
-    run_files: Sequence[str | Path], promotion_files: Sequence[str | Path] = ()
+    run_files: Sequence[str | Path],
+    promotion_files: Sequence[str | Path] = (),
+    transfer_from: str | None = None,
 ) -> dict[str, Any]:
     """The best candidate by validation PSNR, with every candidate's score listed (and, given
-    a halving search's promotion files, the search's spend under ``search``)."""
+    a halving search's promotion files, the search's spend under ``search``; given the
+    dataset whose selected (loss, lr) the candidates were trained at, ``transfer_from``)."""
     candidates = []
     for f in run_files:
         run = json.loads(Path(f).read_text())
@@ -45,6 +50,11 @@ def select_cell(
         "criterion": "max validation PSNR (ties: SSIM)",
         "candidates": candidates,
     }
+    if transfer_from is not None:
+        out["transfer_from"] = {
+            "dataset": transfer_from,
+            "note": f"no sweep here: the (loss, lr) selected on {transfer_from}'s validation",
+        }
     if promotion_files:
         out["search"] = {
             "method": "successive halving",
