@@ -45,7 +45,7 @@ def config(path: Path, search: str, datasets: list[str] | None, models: list[str
     if models:
         cfg["models"] = {m: cfg["models"][m] for m in models}
     cfg["training"].update(TRAINING)
-    cfg["grid"].update(GRID, search=search, halving=HALVING)
+    cfg["grid"].update(GRID, search=search, halving=HALVING, sweep_datasets=None)  # all swept
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
