@@ -233,9 +233,8 @@ def alive_runs(model, dataset, rung):
     dataset outside grid.sweep_datasets, the runs at the cell selected on its source.
     """
     source = transfer_source(config, dataset)
-    if (
-        source is not None
-    ):  # no search here: the cell selected on the source, full budget
+    if source is not None:
+        # no search here: the cell selected on the source, to the full budget
         return transferred_runs(model, dataset, source)
     if rung == 0:
         return main_sweep(model, dataset)
