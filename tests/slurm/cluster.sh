@@ -181,10 +181,29 @@ stop() {
             || pgrep -x slurmdbd >/dev/null || break
         sleep 0.5
     done
+    kill_job_leftovers
     if [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$CONF" ]; then
         rm -f /etc/slurm/slurm.conf
     fi
     rm -rf "$DIR"
+}
+
+# Processes of this cluster's jobs that outlive its daemons: without cgroups (proctrack/pgid)
+# slurmd cannot follow a job's process out of its group, and a job killed by the node-down
+# test left its `snakemake --mode remote` waiting for ever; a job still running at `stop`
+# leaves its slurmstepd. Matched by this cluster's SLURM_CONF in the environment and either a
+# job's SLURM_JOB_ID or the name slurmstepd (a shell that exported SLURM_CONF is spared).
+kill_job_leftovers() {
+    local p pid env keep=" $$ $PPID "
+    for p in /proc/[0-9]*; do
+        pid=${p#/proc/}
+        [[ $keep == *" $pid "* ]] && continue
+        env=$(tr '\0' '\n' 2>/dev/null <"$p/environ") || continue  # gone, or not ours to read
+        grep -qx "SLURM_CONF=$CONF" <<<"$env" || continue
+        if grep -q '^SLURM_JOB_ID=' <<<"$env" || [ "$(cat "$p/comm" 2>/dev/null)" = slurmstepd ]; then
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    done
 }
 
 case "${1:-}" in
