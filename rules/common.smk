@@ -213,8 +213,7 @@ def main_sweep(model, dataset):
 def transferred_runs(model, dataset, source):
     """Run folders of a dataset outside grid.sweep_datasets: one per seed, at the (loss, lr)
     selected on ``source`` (its ``select`` checkpoint)."""
-    chosen = selected_run(model, source)
-    loss, lr = chosen["loss"], fmt_lr(chosen["lr"])
+    loss, lr = selected_loss_lr(model, source)
     return [
         run_dir(model, dataset, loss, lr, main_init(model), "none", seed)
         for seed in config["grid"]["seeds"]
@@ -294,10 +293,15 @@ def selected_run(model, dataset):
         return json.load(fh)["selected"]
 
 
+def selected_loss_lr(model, dataset):
+    """The selected cell's loss and learning rate as they appear in run paths."""
+    chosen = selected_run(model, dataset)
+    return chosen["loss"], fmt_lr(chosen["lr"])
+
+
 def study_runs(wildcards):
     """Scratch and augmentation studies at the (loss, lr) selected on validation."""
-    chosen = selected_run(wildcards.model, wildcards.dataset)
-    loss, lr = chosen["loss"], fmt_lr(chosen["lr"])
+    loss, lr = selected_loss_lr(wildcards.model, wildcards.dataset)
     grid = config["grid"]
     runs = []
     for seed in grid["seeds"]:
