@@ -219,6 +219,8 @@ def _rehearse(args: argparse.Namespace) -> None:
         )
     run_args = ["--profile", args.profile] if args.profile else ["--cores", str(args.cores)]
     run_args += args.snakemake_arg or []
+    if not args.profile:  # jobs run here: whole-image models are tiled to fit this machine
+        opts.mem_mb = rehearsal.machine_mem_mb()
     workdir = Path(args.workdir)
     cfg_path, log = rehearsal.run(config, workdir, opts, run_args, site_check=bool(args.profile))
     cfg = load_config(cfg_path)

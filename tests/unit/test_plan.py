@@ -112,7 +112,10 @@ def test_plan_matches_hand_computation(hand_table, tmp_path):
     drunet_run = 1000 * 0.5 + 3 * 20 * 0.5 / 4 / 3  # 502.5 s
     care_run = 1000 * 0.1 + 3 * 20 * 0.1 / 4 / 3  # 100.5 s
     train = 3 * drunet_run + 2 * care_run  # 2 losses + scratch study; CARE: 2 losses
-    predict = (2.0 * 4 + 30) * 2 + (1.0 * 4 + 30)  # zero-shot + fine-tuned DRUNet, CARE
+    # zero-shot + fine-tuned DRUNet, CARE; in 512 px tiles overlapping by 64, a 1000 px side
+    # takes 3 tiles (starts 0, 448, 488): 1536^2 pixels processed per 1000^2
+    tiles = (3 * 512 / 1000) ** 2
+    predict = (2.0 * 4 * tiles + 30) * 2 + (1.0 * 4 * tiles + 30)
     assert plan["rules"]["train"]["gpu_hours"] == pytest.approx(train / 3600)
     assert plan["rules"]["predict"]["gpu_hours"] == pytest.approx(predict / 3600)
     assert plan["gpu_hours"] == pytest.approx((train + predict) / 3600)
@@ -120,7 +123,7 @@ def test_plan_matches_hand_computation(hand_table, tmp_path):
     # workers, 2 CPUs held
     bm3d_cpu_s = 2 * (50 * 4 / 2 * 2)
     assert plan["rules"]["predict"]["cpu_hours"] * 3600 == pytest.approx(
-        bm3d_cpu_s + 2 * (5 + 4 * 0.05) * 0 + 2 * 2 * 38 + 2 * 34 + 2 * (5 + 0.2), rel=1e-6
+        bm3d_cpu_s + 2 * 2 * (8 * tiles + 30) + 2 * (4 * tiles + 30) + 2 * (5 + 0.2), rel=1e-6
     )
     assert plan["rules"]["train"]["longest_job_h"] == pytest.approx(drunet_run / 3600)
     assert plan["rules"]["train"]["runtime_request_h"] == 1.0  # config floor (60 min) holds
@@ -318,3 +321,70 @@ def test_rehearsal_through_slurm_stops_before_rendering_when_no_node_fits(tmp_pa
     monkeypatch.setattr(rehearsal, "partition_nodes", lambda: None)
     monkeypatch.setattr(rehearsal, "partition_limits", lambda: None)
     rehearsal.check_site(config, opts, tmp_path)  # no SLURM to ask: nothing checked
+
+
+def test_cpu_rehearsal_tiles_whole_image_models_to_fit_the_machine():
+    """A 2048x2048 dataset on a 24 GB CPU machine: Restormer's whole-image predict job (tile
+    null) would ask for ~35 GB, so the rehearsal predicts it in the largest 256-multiple tile
+    whose request (the workflow's own, JobRequests) fits, and says so; the other models keep
+    their tiles, a machine with the memory keeps whole images, and a machine too small for any
+    tile is a clear error."""
+    from fmdenoise.plan import rehearsal
+
+    config = load_config(ROOT / "config.yaml")
+    opts = rehearsal.Options(datasets=["nucleus"], scale=1.0, pair_scale=0.05)
+
+    def predict_mb(cfg):
+        wildcards = {"dataset": "nucleus", "method": "restormer"}
+        return JobRequests(cfg).request("predict", wildcards, "/nonexistent")["mem_mb"]
+
+    cfg = rehearsal.rehearsal_config(config, "http://127.0.0.1:1", opts)
+    whole = predict_mb(cfg)
+    assert whole > 24000  # what makes the change necessary
+    notes = rehearsal.fit_tiles(cfg, 24000)
+    tile = cfg["models"]["restormer"]["tile"]
+    assert tile % rehearsal.TILE_STEP == 0 and tile < 2048
+    assert predict_mb(cfg) <= 24000
+    bigger = copy.deepcopy(cfg)
+    bigger["models"]["restormer"]["tile"] = tile + rehearsal.TILE_STEP
+    assert predict_mb(bigger) > 24000  # the largest that fits
+    assert len(notes) == 1 and notes[0].startswith("restormer:")
+    assert f"{whole} MB" in notes[0] and f"{tile} px tiles" in notes[0]
+    assert [m for m in cfg["models"] if cfg["models"][m].get("tile") is not None] == ["restormer"]
+    assert load_config(ROOT / "config.yaml")["models"]["restormer"]["tile"] is None
+
+    roomy = rehearsal.rehearsal_config(config, "http://127.0.0.1:1", opts)
+    assert rehearsal.fit_tiles(roomy, whole) == [] and roomy["models"]["restormer"]["tile"] is None
+    with pytest.raises(ConfigError, match="restormer's predict job needs"):
+        rehearsal.fit_tiles(rehearsal.rehearsal_config(config, "http://127.0.0.1:1", opts), 1000)
+
+
+def test_rehearsal_rates_are_per_megapixel_processed(tmp_path):
+    """A tiled prediction processes more pixels than the image has (512 px tiles overlapping by
+    64 on a 2048 px image: 1.5625x); the rehearsal's calibration row is per megapixel processed,
+    as `fmdenoise calibrate`'s whole-image rows are, with its peak memory at one tile's size."""
+    import pandas as pd
+
+    from fmdenoise.plan.estimates import tiling_overhead
+    from fmdenoise.plan.rehearsal import _inference_rows
+
+    config = load_config(ROOT / "config.yaml")
+    results = tmp_path / config["results"]
+    for method, tile in (("drunet", 512), ("restormer-zeroshot", None)):
+        timing = {"images": 2, "megapixels": 2 * 2048**2 / 1e6, "seconds_per_megapixel": 100.0}
+        timing |= {"tile": tile, "overlap": 64, "device_type": "cpu", "device": "cpu"}
+        timing |= {"threads": 2}
+        path = results / "predictions" / method / "nucleus" / "timing.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(timing))
+    jobs = pd.DataFrame(
+        {"rule": "predict", "job": ["predict/drunet/nucleus", "predict/restormer-zeroshot/nucleus"],
+         "max_rss_mb": [900.0, 9000.0], "seconds": [1.0, 1.0]}
+    )  # fmt: skip
+    rows = {r["name"]: r for r in _inference_rows(results, config, jobs)}
+    assert tiling_overhead(2048**2, 512, 64) == 1.5625  # 5 tiles per side: 2560^2 / 2048^2
+    assert rows["drunet"]["value"] == pytest.approx(100.0 / 1.5625)
+    assert rows["drunet"]["mpx"] == pytest.approx(512**2 / 1e6)
+    assert rows["drunet"]["peak_mem_mb"] == 900.0
+    assert rows["restormer"]["value"] == pytest.approx(100.0)  # whole images
+    assert rows["restormer"]["mpx"] == pytest.approx(2048**2 / 1e6)

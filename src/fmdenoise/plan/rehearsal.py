@@ -6,10 +6,13 @@ full-size weights in the official checkpoint containers, and writes a rehearsal 
 given config unchanged except the download URLs (a local HTTP server on 127.0.0.1), a short
 step budget, the results folder and the ``overrides`` named on the command line. On CPU the
 training batch is cut to 2 (full-size Restormer at batch 8 needs more than 24 GB) and the
-report says so. :func:`run` serves the files and runs Snakemake on it, locally or through a
-profile (SLURM). :func:`collect` then reads every job's measured wall time and peak memory
-(its benchmark file), its request (Snakemake's log) and the bytes it wrote, and
-:func:`calibration_rows` turns the measurements into calibration rows for ``fmdenoise plan``.
+report says so; a model that predicts whole images (``tile: null``) predicts in the largest
+tiles whose request fits the machine when the whole image's does not (:func:`fit_tiles`:
+Restormer on a 2048x2048 image asks for ~35 GB on CPU), and the report says that too.
+:func:`run` serves the files and runs Snakemake on it, locally or through a profile (SLURM).
+:func:`collect` then reads every job's measured wall time and peak memory (its benchmark
+file), its request (Snakemake's log) and the bytes it wrote, and :func:`calibration_rows`
+turns the measurements into calibration rows for ``fmdenoise plan``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import dataclasses
 import functools
 import http.server
 import json
+import os
 import re
 import subprocess
 import sys
@@ -32,15 +36,21 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fmdenoise.config import validate
+from fmdenoise.config import inference_tile, validate
 from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.io import write_text
-from fmdenoise.plan.estimates import FIXED_SECONDS
+from fmdenoise.plan.calibration import Calibration
+from fmdenoise.plan.estimates import FIXED_SECONDS, CostModel, request, tiling_overhead
 from fmdenoise.plan.rehearsal_source import scaled_size, write_checkpoint, write_dataset_archive
 from fmdenoise.plan.report import make_plan
 from fmdenoise.plan.site import partition_limits, partition_nodes
+from fmdenoise.plan.sizes import dataset_sizes
 
 CPU_BATCH = 2
+#: tiles :func:`fit_tiles` tries are multiples of this
+TILE_STEP = 256
+#: what the rehearsal changed to fit this machine, beside its report
+NOTES = "rehearsal_notes.txt"
 
 
 @dataclasses.dataclass
@@ -54,6 +64,7 @@ class Options:
     cpu_batch: int | None = CPU_BATCH  # None: keep the config's batch size (a GPU machine)
     overrides: Sequence[str] = ()  # "dotted.key=yaml value"
     results: str = "results/rehearsal"
+    mem_mb: int | None = None  # the memory a job can have (a local CPU run: the machine's)
 
 
 def reduced_options() -> Options:
@@ -133,6 +144,51 @@ def rehearsal_config(config: Mapping[str, Any], base_url: str, opts: Options) ->
     return validate(cfg, source="rehearsal config")
 
 
+def machine_mem_mb() -> int:
+    """Physical memory of this machine in MB."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
+
+
+def fit_tiles(cfg: dict[str, Any], mem_mb: int) -> list[str]:
+    """On a CPU rehearsal: each model that predicts whole images (``tile: null``) and whose
+    predict request (estimate x margin, :mod:`~fmdenoise.plan.estimates`) at the rehearsal's
+    largest image exceeds ``mem_mb`` gets the largest tile, a multiple of :data:`TILE_STEP`,
+    whose request fits. Sets ``models.<name>.tile`` in ``cfg`` and returns one note per change.
+    The study's config is unchanged: on a GPU, or a node with the memory, the model predicts
+    whole images."""
+    costs = CostModel(cfg, Calibration.load(cfg.get("planning", {}).get("calibration")))
+    sizes = dataset_sizes(cfg, workdir="/nonexistent").values()  # the expected (rendered) sizes
+    expected = [d["expected"] for d in cfg["datasets"].values()]
+    side = max(max(e["height"], e["width"]) for e in expected)
+    test_mpx, max_px = max(s.test_mpx for s in sizes), max(s.max_image_px for s in sizes)
+    cpus = int(cfg["resources"]["predict"]["cpus"])
+
+    def need(model: str) -> int:
+        est = costs.predict(model, "model", test_mpx, max_px, "cpu", cpus)
+        return int(request(cfg, "predict", est, gpu=0)["mem_mb"])
+
+    notes = []
+    for name in cfg["models"]:
+        whole = need(name) if inference_tile(cfg, name) is None else 0
+        if whole <= mem_mb:
+            continue
+        for tile in range((side - 1) // TILE_STEP * TILE_STEP, 0, -TILE_STEP):
+            cfg["models"][name]["tile"] = tile
+            if need(name) <= mem_mb:
+                break
+        else:
+            raise ConfigError(
+                f"rehearsal: {name}'s predict job needs {whole} MB whole-image and does not fit "
+                f"{mem_mb} MB in {TILE_STEP} px tiles either"
+            )
+        notes.append(
+            f"{name}: whole-image inference of a {side} px image asks for {whole} MB on CPU, "
+            f"this machine has {mem_mb} MB: predicted in {tile} px tiles ({need(name)} MB) in "
+            "this rehearsal; the study's config keeps tile: null (whole images on the GPU)"
+        )
+    return notes
+
+
 def prepare(
     config: Mapping[str, Any], serve_dir: Path, base_url: str, opts: Options
 ) -> dict[str, Any]:
@@ -202,6 +258,9 @@ def run(
     serve_dir = workdir / "rehearsal-served"
     with serve(serve_dir) as url:
         cfg = prepare(config, serve_dir, url, opts)
+        cpu = opts.cpu_batch is not None
+        notes = fit_tiles(cfg, opts.mem_mb) if cpu and opts.mem_mb else []
+        write_text(workdir / cfg["results"] / NOTES, "".join(f"{n}\n" for n in notes))
         cfg_path = workdir / "rehearsal.yaml"
         write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
         snakefile = snakefile or Path(__file__).resolve().parents[3] / "Snakefile"
@@ -345,16 +404,19 @@ def _inference_rows(
                 continue  # the table's model rows are for the published sizes (the demo's aren't)
         job = jobs[jobs["job"] == f"predict/{method}/{timing.parent.name}"]
         peak = float(job["max_rss_mb"].max()) if len(job) else float("nan")
+        image_px = 1e6 * t["megapixels"] / max(t["images"], 1)
+        # per megapixel processed: what tiles overlap is counted by the cost model per image
+        overhead = tiling_overhead(image_px, t["tile"], int(t.get("overlap") or 0))
         rows.append(
             {
                 "kind": "infer",
                 "name": arch,
                 "device_type": t["device_type"],
                 "device": t["device"],
-                "value": t["seconds_per_megapixel"],
+                "value": t["seconds_per_megapixel"] / overhead,
                 "unit": "s/Mpx",
                 "tile": t["tile"],
-                "mpx": t["megapixels"] / max(t["images"], 1),  # the size peak_mem_mb is at
+                "mpx": min(image_px, (t["tile"] or np.inf) ** 2) / 1e6,  # held at peak_mem_mb
                 "peak_mem_mb": None if np.isnan(peak) else peak,
                 "threads": t["threads"],
                 "source": f"rehearsal {method}",
@@ -400,6 +462,11 @@ def write_measured(
     batch = config["training"]["batch_size"]
     text = summary.to_markdown(index=False, floatfmt=".3g")
     text += f"\n\ntraining batch size in this {stem}: {batch}\n"
+    tiles = {m: inference_tile(dict(config), m) for m in config["models"]}
+    text += f"inference tile per model (px; None = whole image): {tiles}\n"
+    notes = out / NOTES
+    if notes.is_file() and notes.read_text().strip():
+        text += notes.read_text()
     write_text(out / f"{stem}_summary.md", text)
     base = Calibration.load(base_table).rows
     rows = [r for r in base if not str(r.get("source") or "").startswith(stem)]
