@@ -6,7 +6,8 @@ from fmdenoise.evaluate.tables import hyperparameter_table, study_table, write_p
 from fmdenoise.logs import log_to
 
 CAPTIONS = {
-    "hyperparameters": "Validation PSNR of every loss x learning rate; the selected cell marked.",
+    "hyperparameters": "Validation PSNR of every loss x learning rate; the selected cell marked "
+    "with the dataset whose sweep selected it.",
     "scratch": "Validation PSNR/SSIM, pretrained vs scratch initialisation, at matched steps.",
     "augmentation": "Validation PSNR/SSIM, no augmentation vs D4 rotations/flips, matched steps.",
 }

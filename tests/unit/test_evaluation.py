@@ -106,8 +106,16 @@ def test_validation_tables(tmp_path):
         for i, (loss, p) in enumerate([("mae", 30), ("mse", 29)])
     ]
     write_json(tmp_path / "sel.json", {"selected": cands[0], "candidates": cands})
-    hp = hyperparameter_table([tmp_path / "sel.json"])
-    assert list(hp["selected"]) == [True, False]
+    other = [{**cands[0], "run": "o0", "dataset": "e"}]  # e: not swept, trained d's selection
+    transfer = {"dataset": "d", "note": "no sweep here"}
+    write_json(
+        tmp_path / "sel-e.json",
+        {"selected": other[0], "candidates": other, "transfer_from": transfer},
+    )
+    hp = hyperparameter_table([tmp_path / "sel.json", tmp_path / "sel-e.json"])
+    assert list(hp["selected"]) == [True, False, True]
+    assert list(hp["dataset"]) == ["d", "d", "e"]
+    assert list(hp["selected_on"]) == ["d", "d", "d"]
     runs = []
     for init, aug, psnr in (
         ("pretrained", "none", 30.0),

@@ -114,6 +114,7 @@ def test_other_dataset_trains_the_selected_cell_only(searched):
         assert not (res / "search" / model / "nucleus-demo").exists()
     hyper = pd.read_csv(res / "tables" / "hyperparameters.csv")
     assert (hyper["dataset"] == "nucleus-demo").sum() == 2  # one row per model
+    assert set(hyper["selected_on"]) == {"actin-demo"}  # the sweep's dataset chose every cell
 
 
 def test_search_table(searched):

@@ -117,11 +117,14 @@ def write_table(table: pd.DataFrame, stem: str | Path, caption: str) -> None:
 
 def hyperparameter_table(selected_files: Sequence[str | Path]) -> pd.DataFrame:
     """Validation PSNR of every (loss, lr) of the main sweep, per model and dataset, with the
-    selected cell marked (from ``selected/<model>/<dataset>.json``)."""
+    selected cell marked (from ``selected/<model>/<dataset>.json``); ``selected_on``: the
+    dataset whose sweep chose the (loss, lr) (a dataset outside ``grid.sweep_datasets`` trains
+    only the cell selected on the first swept one)."""
     rows = []
     for f in selected_files:
         sel = json.loads(Path(f).read_text())
         chosen = sel["selected"]["run"]
+        source = (sel.get("transfer_from") or {}).get("dataset")
         for c in sel["candidates"]:
             rows.append(
                 {
@@ -133,6 +136,7 @@ def hyperparameter_table(selected_files: Sequence[str | Path]) -> pd.DataFrame:
                     "val_psnr": c["val_psnr"],
                     "val_ssim": c["val_ssim"],
                     "selected": c["run"] == chosen,
+                    "selected_on": source or c["dataset"],
                 }
             )
     return pd.DataFrame(rows).sort_values(["model", "dataset", "loss", "lr"], ignore_index=True)
