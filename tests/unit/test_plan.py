@@ -362,7 +362,8 @@ def test_cpu_rehearsal_tiles_whole_image_models_to_fit_the_machine():
 def test_rehearsal_rates_are_per_megapixel_processed(tmp_path):
     """A tiled prediction processes more pixels than the image has (512 px tiles overlapping by
     64 on a 2048 px image: 1.5625x); the rehearsal's calibration row is per megapixel processed,
-    as `fmdenoise calibrate`'s whole-image rows are, with its peak memory at one tile's size."""
+    as `fmdenoise calibrate`'s whole-image rows are, with its peak memory at one tile's size;
+    BM3D's rows are per image megapixel."""
     import pandas as pd
 
     from fmdenoise.plan.estimates import tiling_overhead
@@ -370,16 +371,17 @@ def test_rehearsal_rates_are_per_megapixel_processed(tmp_path):
 
     config = load_config(ROOT / "config.yaml")
     results = tmp_path / config["results"]
-    for method, tile in (("drunet", 512), ("restormer-zeroshot", None)):
+    for method, tile in (("drunet", 512), ("restormer-zeroshot", None), ("bm3d", 512)):
         timing = {"images": 2, "megapixels": 2 * 2048**2 / 1e6, "seconds_per_megapixel": 100.0}
         timing |= {"tile": tile, "overlap": 64, "device_type": "cpu", "device": "cpu"}
         timing |= {"threads": 2}
         path = results / "predictions" / method / "nucleus" / "timing.json"
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps(timing))
+    methods = ("drunet", "restormer-zeroshot", "bm3d")
     jobs = pd.DataFrame(
-        {"rule": "predict", "job": ["predict/drunet/nucleus", "predict/restormer-zeroshot/nucleus"],
-         "max_rss_mb": [900.0, 9000.0], "seconds": [1.0, 1.0]}
+        {"rule": "predict", "job": [f"predict/{m}/nucleus" for m in methods],
+         "max_rss_mb": [900.0, 9000.0, 2000.0], "seconds": [1.0, 1.0, 1.0]}
     )  # fmt: skip
     rows = {r["name"]: r for r in _inference_rows(results, config, jobs)}
     assert tiling_overhead(2048**2, 512, 64) == 1.5625  # 5 tiles per side: 2560^2 / 2048^2
@@ -388,3 +390,5 @@ def test_rehearsal_rates_are_per_megapixel_processed(tmp_path):
     assert rows["drunet"]["peak_mem_mb"] == 900.0
     assert rows["restormer"]["value"] == pytest.approx(100.0)  # whole images
     assert rows["restormer"]["mpx"] == pytest.approx(2048**2 / 1e6)
+    # BM3D takes whole images whatever evaluation.tile says (timing.json records it)
+    assert rows["bm3d"]["value"] == pytest.approx(100.0) and rows["bm3d"]["tile"] is None

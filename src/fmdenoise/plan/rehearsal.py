@@ -405,8 +405,9 @@ def _inference_rows(
         job = jobs[jobs["job"] == f"predict/{method}/{timing.parent.name}"]
         peak = float(job["max_rss_mb"].max()) if len(job) else float("nan")
         image_px = 1e6 * t["megapixels"] / max(t["images"], 1)
+        tile = None if method.startswith("bm3d") else t["tile"]  # BM3D takes whole images
         # per megapixel processed: what tiles overlap is counted by the cost model per image
-        overhead = tiling_overhead(image_px, t["tile"], int(t.get("overlap") or 0))
+        overhead = tiling_overhead(image_px, tile, int(t.get("overlap") or 0))
         rows.append(
             {
                 "kind": "infer",
@@ -415,8 +416,8 @@ def _inference_rows(
                 "device": t["device"],
                 "value": t["seconds_per_megapixel"] / overhead,
                 "unit": "s/Mpx",
-                "tile": t["tile"],
-                "mpx": min(image_px, (t["tile"] or np.inf) ** 2) / 1e6,  # held at peak_mem_mb
+                "tile": tile,
+                "mpx": min(image_px, (tile or np.inf) ** 2) / 1e6,  # held at peak_mem_mb
                 "peak_mem_mb": None if np.isnan(peak) else peak,
                 "threads": t["threads"],
                 "source": f"rehearsal {method}",
