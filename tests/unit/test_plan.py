@@ -4,6 +4,7 @@ counts against `snakemake -n`, estimates flagged, and the requests that follow i
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import subprocess
@@ -392,3 +393,26 @@ def test_rehearsal_rates_are_per_megapixel_processed(tmp_path):
     assert rows["restormer"]["mpx"] == pytest.approx(2048**2 / 1e6)
     # BM3D takes whole images whatever evaluation.tile says (timing.json records it)
     assert rows["bm3d"]["value"] == pytest.approx(100.0) and rows["bm3d"]["tile"] is None
+
+
+def test_rehearsal_through_slurm_tiles_to_the_largest_node(monkeypatch, tmp_path):
+    """Through SLURM a CPU rehearsal fits whole-image models to the memory of the predict
+    partition's largest node (sinfo): a 2048x2048 dataset on 18.9 GB nodes passes the site
+    check with Restormer in 1280 px tiles, where its whole-image request (35 GB) would pend."""
+    from fmdenoise.plan import rehearsal
+
+    nodes = {
+        "*": [{"cpus": 2, "mem_mb": 12000, "gpus": 0}, {"cpus": 2, "mem_mb": 18900, "gpus": 0}]
+    }
+    monkeypatch.setattr(rehearsal, "partition_nodes", lambda: nodes)
+    monkeypatch.setattr(rehearsal, "partition_limits", lambda: {"*": None})
+    config = load_config(ROOT / "config.yaml")
+    lowered = ["resources.train.cpus=2", "resources.train.mem_mb=12000", "resources.predict.cpus=2"]
+    opts = rehearsal.Options(datasets=["nucleus"], scale=1.0, pair_scale=0.05, overrides=lowered)
+    checked = rehearsal.check_site(config, opts, tmp_path)
+    assert checked.mem_mb == 18900 and opts.mem_mb is None
+    cfg = rehearsal.rehearsal_config(config, "http://127.0.0.1:1", checked)
+    assert rehearsal.fit_tiles(cfg, checked.mem_mb) and cfg["models"]["restormer"]["tile"] == 1280
+    whole = dataclasses.replace(opts, mem_mb=40000)  # a memory set by the caller is kept
+    with pytest.raises(ConfigError, match="predict: a job asks for 2 CPUs, 35342 MB"):
+        rehearsal.check_site(config, whole, tmp_path)

@@ -43,7 +43,7 @@ from fmdenoise.plan.calibration import Calibration
 from fmdenoise.plan.estimates import FIXED_SECONDS, CostModel, request, tiling_overhead
 from fmdenoise.plan.rehearsal_source import scaled_size, write_checkpoint, write_dataset_archive
 from fmdenoise.plan.report import make_plan
-from fmdenoise.plan.site import partition_limits, partition_nodes
+from fmdenoise.plan.site import DEFAULT, partition_limits, partition_nodes, rule_partition
 from fmdenoise.plan.sizes import dataset_sizes
 
 CPU_BATCH = 2
@@ -225,21 +225,30 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def check_site(config: Mapping[str, Any], opts: Options, workdir: Path) -> None:
+def check_site(config: Mapping[str, Any], opts: Options, workdir: Path) -> Options:
     """Before a rehearsal through SLURM: raise when the site (``sinfo``) cannot run the
     rehearsal's jobs as requested (a time limit, or CPUs, memory or GPUs no node has: such a
     job would pend for ever), naming each rule and what to ``--set``. Nothing is rendered
-    first. Without SLURM to ask, nothing is checked."""
+    first. On a CPU rehearsal the memory of the predict partition's largest node is the
+    ``mem_mb`` whole-image models are tiled to fit (:func:`fit_tiles`) unless ``opts`` sets
+    one; returns the options to run with. Without SLURM to ask, nothing is checked."""
     partitions, nodes = partition_limits(), partition_nodes()
     if partitions is None and nodes is None:
-        return
+        return opts
     cfg = validate(rehearsal_config(config, "http://127.0.0.1", opts))
+    if opts.cpu_batch is not None and opts.mem_mb is None and nodes:
+        shapes = nodes.get(rule_partition(cfg, "predict") or DEFAULT) or []
+        if shapes:
+            opts = dataclasses.replace(opts, mem_mb=max(s["mem_mb"] for s in shapes))
+    if opts.cpu_batch is not None and opts.mem_mb:
+        fit_tiles(cfg, opts.mem_mb)
     notes = make_plan(cfg, workdir=workdir, partitions=partitions, nodes=nodes)["site"]["notes"]
     if notes:
         raise ConfigError(
             "rehearsal: this SLURM site cannot run the rehearsal's jobs as requested (change "
             "them with --set resources.<rule>.<key>=...):\n" + "\n".join(notes)
         )
+    return opts
 
 
 def run(
@@ -254,7 +263,7 @@ def run(
     ``site_check`` (through a SLURM profile): :func:`check_site` first."""
     workdir.mkdir(parents=True, exist_ok=True)
     if site_check:
-        check_site(config, opts, workdir)
+        opts = check_site(config, opts, workdir)
     serve_dir = workdir / "rehearsal-served"
     with serve(serve_dir) as url:
         cfg = prepare(config, serve_dir, url, opts)

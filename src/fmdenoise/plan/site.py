@@ -121,7 +121,7 @@ def partition_nodes(timeout: float = 10.0) -> dict[str, list[dict[str, int]]] | 
     return None if out is None else parse_sinfo_nodes(out)
 
 
-def _partition(config: Mapping[str, Any], rule: str) -> str:
+def rule_partition(config: Mapping[str, Any], rule: str) -> str:
     """The partition a rule's jobs go to ("" for the site's default)."""
     res = config["resources"]
     own = res.get(RESOURCES_OF.get(rule, rule)) or {}
@@ -137,7 +137,7 @@ def check_fit(
     of its partition can hold, saying what to change."""
     notes = []
     for rule, req in requests.items():
-        partition = _partition(config, rule)
+        partition = rule_partition(config, rule)
         shapes = nodes.get(partition or DEFAULT)
         if not shapes:
             continue  # an unknown partition is reported by check_rules
@@ -165,7 +165,7 @@ def check_rules(
     site does not have."""
     notes = []
     for rule, runtime in runtimes.items():
-        partition = _partition(config, rule)
+        partition = rule_partition(config, rule)
         key = partition or DEFAULT
         if key not in limits:
             if partition:
@@ -261,4 +261,5 @@ __all__ = [
     "partition_nodes",
     "queue_bound",
     "queue_limits",
+    "rule_partition",
 ]
