@@ -183,8 +183,8 @@ def fit_tiles(cfg: dict[str, Any], mem_mb: int) -> list[str]:
             )
         notes.append(
             f"{name}: whole-image inference of a {side} px image asks for {whole} MB on CPU, "
-            f"this machine has {mem_mb} MB: predicted in {tile} px tiles ({need(name)} MB) in "
-            "this rehearsal; the study's config keeps tile: null (whole images on the GPU)"
+            f"a job here can have {mem_mb} MB: predicted in {tile} px tiles ({need(name)} MB) "
+            "in this rehearsal; the study's config keeps tile: null (whole images on the GPU)"
         )
     return notes
 
