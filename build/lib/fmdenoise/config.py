@@ -1,0 +1,212 @@
+"""Study configuration: loading, JSON-schema validation with defaults, and cross-key checks.
+
+The schema (``schemas/config.schema.yaml``) is the single description of every key; the
+Snakefile validates with :func:`snakemake.utils.validate` against the same file and then calls
+:func:`check_config` for the rules a schema cannot express (references between sections).
+Every error names the offending key as a dotted path.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from fmdenoise.errors import ConfigError
+
+SCHEMA_FILE = "config.schema.yaml"
+
+
+def schema_path() -> Path:
+    """Path of the config JSON schema shipped inside the package."""
+    return Path(str(resources.files("fmdenoise") / "schemas" / SCHEMA_FILE))
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(schema_path().read_text())
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a jsonschema validator so that ``default`` values are filled in (deep copies)."""
+    validate_props = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator: Any, properties: dict, instance: Any, schema: dict) -> Any:
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in error.instance if k not in allowed)
+        if extra and allowed:
+            parts.append(extra[0])
+    return ".".join(parts) or "<top level>"
+
+
+def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Validate ``config`` in place (defaults filled in) and return it.
+
+    Raises :class:`ConfigError` whose message starts with ``source: key.path:``.
+    """
+    schema = load_schema()
+    cls = _with_defaults(jsonschema.validators.validator_for(schema))
+    validator = cls(schema)
+    # Two passes: defaults can create objects whose own defaults are then filled in.
+    for _ in range(2):
+        errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+        if errors:
+            err = errors[0]
+            raise ConfigError(f"{source}: {_key_path(err)}: {err.message}")
+    check_config(config, source)
+    return config
+
+
+def study_datasets(config: Mapping[str, Any]) -> list[str]:
+    """The datasets the scratch and augmentation studies run on (``grid.study_datasets``)."""
+    chosen = config["grid"].get("study_datasets")
+    return [d for d in config["datasets"] if chosen is None or d in chosen]
+
+
+def transfer_source(config: Mapping[str, Any], dataset: str) -> str | None:
+    """The dataset whose selected (loss, lr) ``dataset`` trains at, or None when the main
+    sweep runs on ``dataset`` itself (``grid.sweep_datasets``: null = every dataset; the
+    others take the cell selected on the first dataset listed there)."""
+    swept = config["grid"].get("sweep_datasets")
+    if swept is None or dataset in swept:
+        return None
+    return swept[0]
+
+
+def check_config(config: dict[str, Any], source: str = "config") -> None:
+    """Cross-key checks the schema cannot express. Raises :class:`ConfigError`."""
+    downloads = config.get("downloads", {})
+    for name, ds in config.get("datasets", {}).items():
+        if ds["archive"] not in downloads:
+            raise ConfigError(
+                f"{source}: datasets.{name}.archive: {ds['archive']!r} is not a key of "
+                f"downloads (known: {', '.join(sorted(downloads))})"
+            )
+        if downloads[ds["archive"]].get("kind", "archive") != "archive":
+            raise ConfigError(
+                f"{source}: datasets.{name}.archive: {ds['archive']!r} is not an archive"
+            )
+    for name, model in config.get("models", {}).items():
+        pre = model["pretrained"]
+        if pre["source"] == "download":
+            key = pre.get("download")
+            if key not in downloads:
+                raise ConfigError(
+                    f"{source}: models.{name}.pretrained.download: {key!r} is not a key of "
+                    "downloads"
+                )
+        if pre["source"] == "none" and model["arch"] != "care_unet":
+            raise ConfigError(
+                f"{source}: models.{name}.pretrained.source: 'none' is only for care_unet; "
+                f"{model['arch']} is a fine-tuning model and needs weights"
+            )
+    norm = config.get("normalization", {})
+    if norm and norm["low_percentile"] >= norm["high_percentile"]:
+        raise ConfigError(
+            f"{source}: normalization.low_percentile: must be below high_percentile "
+            f"({norm['low_percentile']} >= {norm['high_percentile']})"
+        )
+    grid, training = config.get("grid", {}), config.get("training", {})
+    for key in ("study_datasets", "sweep_datasets"):
+        for name in grid.get(key) or []:
+            if name not in config.get("datasets", {}):
+                raise ConfigError(f"{source}: grid.{key}: {name!r} is not a dataset")
+    if grid.get("search") == "halving":
+        min_steps, val_every = grid["halving"]["min_steps"], training["val_every"]
+        if min_steps % val_every:
+            raise ConfigError(
+                f"{source}: grid.halving.min_steps: {min_steps} is not a multiple of "
+                f"training.val_every ({val_every}); every rung must end on a validation"
+            )
+    synth = config.get("synthetic_source")
+    if synth:
+        for name in config.get("datasets", {}):
+            if name not in synth["datasets"]:
+                raise ConfigError(
+                    f"{source}: datasets.{name}: not in synthetic_source.datasets "
+                    "(the demo source only makes those)"
+                )
+
+
+def inference_tile(config: dict[str, Any], method: str) -> int | None:
+    """Tile side of a method's test-set inference: its model's own ``tile`` (null = whole
+    image) or ``evaluation.tile`` (also for methods that are not models)."""
+    own = config["models"].get(method.removesuffix("-zeroshot"), {})
+    return own["tile"] if "tile" in own else config["evaluation"]["tile"]
+
+
+def method_noise_level(config: dict[str, Any], method: str) -> dict[str, Any]:
+    """DRUNet's noise-level settings for a model method's test-set inference: the model's
+    ``noise_level``, with ``zero_shot_mode`` as the mode of its ``-zeroshot`` method when set."""
+    noise = dict(config["models"][method.removesuffix("-zeroshot")].get("noise_level", {}))
+    if method.endswith("-zeroshot") and noise.get("zero_shot_mode"):
+        noise["mode"] = noise["zero_shot_mode"]
+    return noise
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it (see :func:`validate`)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config ({exc.strerror})") from exc
+    try:
+        config = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{p}: top level must be a mapping")
+    return validate(config, source=str(p))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys (a dataset listed twice is an error)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_output_folder(results: str | Path, source: str = "config") -> None:
+    """The ``results`` folder can be created and written (checked on its nearest existing
+    ancestor with a temporary file, so a dry run creates nothing that stays)."""
+    path = Path(results).absolute()
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{source}: results: {results!r}: {ancestor} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{source}: results: {results!r} is not writable ({ancestor}: {exc.strerror})"
+        ) from exc

@@ -1,0 +1,112 @@
+"""Denoise a user's own TIFF images with a trained or published model (``fmdenoise denoise``).
+
+A MODEL (resolved by :mod:`fmdenoise.deploy.model_source`) is one of:
+
+- a run folder of the study (``results/<study>/runs/.../seed0``, holding ``model.pt`` and
+  ``run.json``: its noise-level setting is used);
+- a selection file (``results/<study>/selected/<model>/<dataset>.json``: the run it selected);
+- a project checkpoint (``pretrained/<model>.pt``, ``model.pt``);
+- a published checkpoint (``drunet_gray.pth``, ``gaussian_gray_denoising_blind.pth``,
+  ``gau_gray_25.pth``) together with ``arch`` (its published grayscale configuration).
+
+Images: 2D TIFFs (``YX``) and 3D stacks (one leading axis: Z, T, C, ... ; processed plane by
+plane, each plane normalised by its own percentiles as in training). Output is float32 in the
+input's intensity scale, written atomically under the input's file name, with its pixel size
+kept: ImageJ metadata (spacing, unit, axes) and resolution tags, or OME-XML physical sizes.
+An input file is never overwritten, and existing outputs only with ``overwrite``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from fmdenoise import device as dev
+from fmdenoise.deploy.model_source import load_denoiser, resolve_model
+from fmdenoise.deploy.tiff_metadata import read_tiff, write_like
+from fmdenoise.errors import FmdenoiseError
+from fmdenoise.evaluate.inference import denoise_array
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """TIFF files named directly or found (not recursively) in the given folders."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in TIFF_SUFFIXES)
+            if not found:
+                raise FmdenoiseError(f"{item}: folder holds no .tif/.tiff file")
+            files += found
+        elif item.is_file():
+            if item.suffix.lower() not in TIFF_SUFFIXES:
+                raise FmdenoiseError(f"{item}: unsupported input (only .tif/.tiff files)")
+            files.append(item)
+        else:
+            raise FmdenoiseError(f"{item}: no such file or folder")
+    names = [f.name for f in files]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise FmdenoiseError(f"two inputs would write the same output name: {duplicates}")
+    return files
+
+
+def output_path(src: Path, out_dir: Path, overwrite: bool) -> Path:
+    """``out_dir/<src.name>``; refuses to write over ``src`` itself, or an existing output
+    unless ``overwrite``."""
+    out = out_dir / src.name
+    if out.exists() and out.resolve() == src.resolve():
+        raise FmdenoiseError(f"{src}: the output would overwrite the input; choose another -o")
+    if out.exists() and not overwrite:
+        raise FmdenoiseError(f"{out}: exists (use --overwrite to replace it)")
+    return out
+
+
+def denoise_files(
+    model_spec: str | Path,
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    arch: str | None = None,
+    device: str = "auto",
+    tile: int | None = 512,
+    overlap: int = 64,
+    low: float = 0.1,
+    high: float = 99.9,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[Path]:
+    """Denoise every input; returns the written paths. Everything is checked (model, inputs,
+    output names) before the first image is processed."""
+    files = collect_inputs(inputs)
+    out_dir = Path(out_dir)
+    outs = [output_path(f, out_dir, overwrite) for f in files]
+    model, _ = load_denoiser(resolve_model(model_spec, arch))
+    device_t = dev.resolve(device)
+    model = dev.prepare(model, device_t).eval()
+    images = [read_tiff(f) for f in files]  # fail on a bad file before writing anything
+    total = sum(1 if im.data.ndim == 2 else im.data.shape[0] for im in images)
+    with tqdm(total=total, unit="plane", disable=not progress, desc="denoise") as bar:
+        for image, out in zip(images, outs, strict=True):
+            planes: Iterable[np.ndarray] = [image.data] if image.data.ndim == 2 else image.data
+            result = []
+            for plane in planes:
+                result.append(
+                    denoise_array(
+                        model,
+                        plane,
+                        low=low,
+                        high=high,
+                        tile=tile,
+                        overlap=overlap,
+                        device=device_t,
+                    )
+                )
+                bar.update(1)
+            data = result[0] if image.data.ndim == 2 else np.stack(result)
+            write_like(out, image, data)
+    return outs

@@ -1,0 +1,201 @@
+"""Test-set predictions of one method on one dataset, written as float32 TIFFs.
+
+Methods: ``raw`` (the noisy input itself), ``provided-<name>`` (the authors' outputs found in
+the data), ``bm3d`` (the ``bm3d`` package, noise level estimated on the normalised input),
+``bm3d-vst`` (BM3D after the generalized Anscombe transform with the image's own gain and read
+noise, and its exact unbiased inverse: the Poisson-Gaussian way), and
+model checkpoints (fine-tuned runs selected on validation, or pretrained weights zero-shot),
+all through the same tiled inference.
+
+Beside the images, ``timing.json`` records the compute time of the method (reading and
+writing excluded), the megapixels processed, the device and, for models, the parameter count:
+the inference side of the cost table.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fmdenoise import device as dev
+from fmdenoise.data.ingest import read_manifest
+from fmdenoise.data.normalize import denormalize, normalize_percentile
+from fmdenoise.errors import FmdenoiseError
+from fmdenoise.evaluate.inference import denoise_array
+from fmdenoise.evaluate.vst import estimate_noise, gat, inverse_gat
+from fmdenoise.io import atomic_dir, read_image, write_json, write_tiff
+from fmdenoise.models import count_parameters
+from fmdenoise.models.checkpoints import load_model
+from fmdenoise.models.wrapper import Denoiser, estimate_sigma
+
+
+def bm3d_denoise(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """BM3D on the percentile-normalised image with its estimated noise level."""
+    import bm3d
+
+    x, (lo, hi) = normalize_percentile(image, low, high)
+    sigma = float(estimate_sigma(torch.from_numpy(x)[None, None])[0])
+    return denormalize(np.asarray(bm3d.bm3d(x, sigma_psd=max(sigma, 1e-4)), np.float32), lo, hi)
+
+
+def bm3d_vst_denoise(image: np.ndarray) -> np.ndarray:
+    """BM3D in the variance-stabilised domain: gain and read-noise level estimated on the image,
+    generalized Anscombe transform, BM3D at unit noise, exact unbiased inverse
+    (:mod:`fmdenoise.evaluate.vst`)."""
+    import bm3d
+
+    alpha, beta = estimate_noise(image)
+    stabilised = gat(image, alpha, beta)
+    denoised = np.asarray(bm3d.bm3d(stabilised, sigma_psd=1.0), np.float64)
+    return inverse_gat(denoised, alpha, beta).astype(np.float32)
+
+
+def _bm3d_worker_init() -> None:
+    torch.set_num_threads(1)  # one image per process: no oversubscription
+
+
+def _bm3d_file(path: Path, kind: str, low: float, high: float) -> np.ndarray:
+    if kind == "bm3d-vst":
+        return bm3d_vst_denoise(read_image(path))
+    return bm3d_denoise(read_image(path), low, high)
+
+
+def parallel_bm3d(
+    paths: Sequence[Path], norm: Mapping[str, Any], workers: int, kind: str = "bm3d"
+) -> Iterator[np.ndarray]:
+    """BM3D (``kind`` bm3d or bm3d-vst) of many images, one image per process (``spawn``: no
+    forked torch thread pools), results in input order."""
+    n = len(paths)
+    low, high = [norm["low_percentile"]] * n, [norm["high_percentile"]] * n
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_bm3d_worker_init) as pool:
+        yield from pool.map(_bm3d_file, paths, [kind] * n, low, high)
+
+
+def load_method_model(method: Mapping[str, Any], device: torch.device) -> Denoiser | None:
+    """The prepared network of a ``model`` method (eval mode on ``device``); None otherwise."""
+    if method["kind"] != "model":
+        return None
+    net, meta = load_model(method["checkpoint"])
+    wrapped = Denoiser(net, meta["arch"], meta["kwargs"], method.get("noise_level"))
+    return dev.prepare(wrapped, device).eval()
+
+
+def method_function(
+    method: Mapping[str, Any],
+    data_dir: Path,
+    norm: Mapping[str, Any],
+    model: Denoiser | None,
+    *,
+    tile: int | None,
+    overlap: int,
+) -> Callable[[str, np.ndarray], np.ndarray]:
+    """``f(name, noisy) -> prediction`` for ``method`` (see :func:`predict_dataset`)."""
+    low_p, high_p = norm["low_percentile"], norm["high_percentile"]
+    kind = method["kind"]
+    if kind == "raw":
+        return lambda _name, low: low
+    if kind == "provided":
+
+        def provided(name: str, _low: np.ndarray) -> np.ndarray:
+            src = data_dir / "test" / "provided" / method["name"] / f"{name}.tif"
+            if not src.is_file():
+                raise FmdenoiseError(f"{src}: provided output of {method['name']!r} missing")
+            return read_image(src)
+
+        return provided
+    if kind == "bm3d":
+        return lambda _name, low: bm3d_denoise(low, low_p, high_p)
+    if kind == "bm3d-vst":
+        return lambda _name, low: bm3d_vst_denoise(low)
+    if kind == "model" and model is not None:
+        return lambda _name, low: denoise_array(
+            model, low, low=low_p, high=high_p, tile=tile, overlap=overlap
+        )
+    raise FmdenoiseError(f"unknown method kind {kind!r}")
+
+
+def _run_serial(
+    low_paths: Sequence[Path], out: Path, apply: Callable[[str, np.ndarray], np.ndarray]
+) -> tuple[float, int]:
+    """Predict image by image; returns (compute seconds, pixels)."""
+    seconds, pixels = 0.0, 0
+    for path in low_paths:
+        low = read_image(path)
+        start = time.perf_counter()
+        pred = apply(path.stem, low)
+        seconds += time.perf_counter() - start
+        pixels += low.size
+        write_tiff(out / path.name, pred)
+    return seconds, pixels
+
+
+def _run_parallel_bm3d(
+    low_paths: Sequence[Path], out: Path, norm: Mapping[str, Any], workers: int, kind: str
+) -> tuple[float, int]:
+    """BM3D over ``workers`` processes; returns (wall seconds of the set, pixels)."""
+    start, pixels = time.perf_counter(), 0
+    results = parallel_bm3d(low_paths, norm, workers, kind)
+    for path, pred in zip(low_paths, results, strict=True):
+        pixels += pred.size
+        write_tiff(out / path.name, pred)
+    return time.perf_counter() - start, pixels
+
+
+def predict_dataset(
+    method: Mapping[str, Any],
+    data_dir: str | Path,
+    out_dir: str | Path,
+    norm: Mapping[str, Any],
+    *,
+    tile: int | None = None,
+    overlap: int = 64,
+    device: str = "auto",
+    workers: int = 1,
+) -> list[str]:
+    """Write ``out_dir/<image>.tif`` for every test image; returns the image names.
+
+    ``method``: ``{"kind": "raw"}``, ``{"kind": "provided", "name": ...}``, ``{"kind": "bm3d"}``
+    or ``{"kind": "model", "checkpoint": path, "noise_level": {...}}``. BM3D runs ``workers``
+    images at once (the job's CPUs); its timing is then the wall time of the whole set.
+    """
+    data_dir = Path(data_dir)
+    manifest = read_manifest(data_dir)
+    test = manifest[manifest["split"] == "test"]
+    device_t = dev.resolve(device) if method["kind"] == "model" else torch.device("cpu")
+    model = load_method_model(method, device_t)
+    apply = method_function(method, data_dir, norm, model, tile=tile, overlap=overlap)
+    names = sorted(test[test["role"] == "low"]["image"])
+    classical = method["kind"] in ("bm3d", "bm3d-vst")
+    workers = max(1, min(workers, len(names))) if classical else 1
+    with atomic_dir(out_dir) as tmp:
+        low_paths = [data_dir / "test" / "low" / f"{name}.tif" for name in names]
+        if workers > 1:
+            seconds, pixels = _run_parallel_bm3d(low_paths, tmp, norm, workers, method["kind"])
+        else:
+            seconds, pixels = _run_serial(low_paths, tmp, apply)
+        write_json(
+            tmp / "timing.json",
+            {
+                "method": dict(method),
+                "images": len(names),
+                "megapixels": pixels / 1e6,
+                "seconds": seconds,
+                "seconds_per_megapixel": seconds / max(pixels / 1e6, 1e-12),
+                "device": str(device_t),
+                "device_type": device_t.type,
+                "threads": torch.get_num_threads(),
+                "tile": tile,
+                "overlap": overlap,
+                "workers": workers,
+                "parameters": count_parameters(model) if model is not None else None,
+            },
+        )
+    return names

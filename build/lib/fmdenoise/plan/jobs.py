@@ -1,0 +1,255 @@
+"""The jobs a study config makes, rule by rule, each with its size, estimate and request.
+
+This mirrors the DAG of ``rules/*.smk`` from the config alone (no Snakemake, no data), including
+the jobs that exist only after the ``select`` checkpoint (the scratch and augmentation runs
+and the selected models' predictions), which ``snakemake -n`` cannot list before training. A
+test checks the counts against ``snakemake -n`` for every rule it does list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from fmdenoise.config import study_datasets, transfer_source
+from fmdenoise.plan.estimates import CostModel, Estimate, request
+from fmdenoise.plan.sizes import DatasetSize
+from fmdenoise.plan.time_limits import RESOURCES_OF
+from fmdenoise.train.search import cells_per_rung, config_budgets, halving
+
+#: the rules whose jobs are grouped into one SLURM submission (profiles/slurm: groups)
+GROUPS = {"predict": "evaluate", "metrics": "evaluate"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One job: rule, what it is about, its estimate, its request and the disk it writes."""
+
+    rule: str
+    label: str
+    stage: str  # downloads | sources | data | patches | pretrained | runs | predictions | tables
+    estimate: Estimate
+    request: Mapping[str, Any]
+    disk_bytes: float = 0.0
+    group: str | None = None
+
+
+def _device(req: Mapping[str, Any]) -> str:
+    return "cuda" if req["gpu"] > 0 else "cpu"
+
+
+def method_kinds(config: Mapping[str, Any], dataset: str) -> dict[str, str]:
+    """Every method evaluated on ``dataset`` and its kind (as ``rules/common.smk: methods``)."""
+    models = config["models"]
+    finetune = [m for m in models if models[m]["pretrained"]["source"] != "none"]
+    out = {"raw": "raw"}
+    out |= {
+        f"provided-{p}": "provided" for p in config["datasets"][dataset]["test"].get("provided", {})
+    }
+    if config["evaluation"]["bm3d"]:
+        out["bm3d"] = "bm3d"
+    if config["evaluation"]["bm3d_vst"]:
+        out["bm3d-vst"] = "bm3d-vst"
+    out |= {f"{m}-zeroshot": "model" for m in finetune}
+    return out | {m: "model" for m in models}
+
+
+class JobBuilder:
+    """Builds the job list of a study (see :func:`study_jobs`)."""
+
+    def __init__(
+        self, config: Mapping[str, Any], sizes: Mapping[str, DatasetSize], costs: CostModel
+    ):
+        self.config, self.sizes, self.costs = config, sizes, costs
+        self.jobs: list[Job] = []
+
+    def add(
+        self,
+        rule: str,
+        label: str,
+        stage: str,
+        est: Estimate,
+        disk: float = 0.0,
+        gpu: int | None = None,
+    ) -> Job:
+        job = Job(
+            rule,
+            label,
+            stage,
+            est,
+            request(self.config, RESOURCES_OF.get(rule, rule), est, gpu=gpu),
+            disk,
+            GROUPS.get(rule),
+        )
+        self.jobs.append(job)
+        return job
+
+    def archive_bytes(self, archive: str) -> float:
+        return sum(
+            self.sizes[d].data_mpx * 1e6 * 4
+            for d, ds in self.config["datasets"].items()
+            if ds["archive"] == archive
+        )
+
+    def data_stage(self) -> None:
+        c, costs = self.config, self.costs
+        archives = sorted({ds["archive"] for ds in c["datasets"].values()})
+        checkpoints = {
+            m: cfg["pretrained"]["download"]
+            for m, cfg in c["models"].items()
+            if cfg["pretrained"]["source"] == "download"
+        }
+        if c.get("synthetic_source"):
+            self.add("synthetic_source", "synthetic", "downloads", costs.small(), 0.0)
+        for name in archives:
+            nbytes = self.archive_bytes(name)
+            self.add("download", name, "downloads", costs.download(nbytes), nbytes)
+            self.add("extract", name, "sources", costs.extract(nbytes), nbytes)
+        for model, key in checkpoints.items():
+            nbytes = 4 * costs.parameters(model)
+            self.add("download", key, "downloads", costs.download(nbytes), nbytes)
+            self.add("convert_checkpoint", model, "pretrained", costs.extract(nbytes), nbytes)
+        for model, cfg in c["models"].items():
+            if cfg["pretrained"]["source"] == "pretrain":
+                est = costs.small()
+                self.add("pretrain", model, "pretrained", est, 4 * costs.parameters(model))
+        p = c["patches"]
+        for name, size in self.sizes.items():
+            self.add(
+                "ingest",
+                name,
+                "data",
+                costs.data_rule("ingest", size.data_mpx, size.max_image_px),
+                size.data_mpx * 4e6,
+            )
+            n_patches = (size.train_images + size.val_images) * p["per_image"]
+            patch_bytes = 2 * n_patches * p["size"] ** 2 * 4
+            self.add(
+                "patches",
+                name,
+                "patches",
+                costs.data_rule("patches", 2 * size.train_mpx, size.max_image_px),
+                patch_bytes,
+            )
+
+    def train_stage(self) -> None:
+        c, costs, grid = self.config, self.costs, self.config["grid"]
+        models = c["models"]
+        lrs, seeds = grid["learning_rates"], grid["seeds"]
+        studied = study_datasets(c)
+        for model, cfg in models.items():
+            finetune = cfg["pretrained"]["source"] != "none"
+            run_bytes = 5 * 4 * costs.parameters(model)  # model.pt + last.pt (weights, AdamW, best)
+            for dataset, size in self.sizes.items():
+                device = "cuda" if c["resources"]["train"]["gpu"] > 0 else "cpu"
+                est = costs.train(model, device, size.val_images)
+                init = "pretrained" if finetune else "scratch"
+                source = transfer_source(c, dataset)
+                if source is None:
+                    cells = [
+                        f"{model}/{dataset}/{loss}/lr{lr:g}/{init}/none/seed{seed}"
+                        for loss in grid["losses"]
+                        for lr in lrs
+                        for seed in seeds
+                    ]
+                    self.search(model, dataset, cells, device, size.val_images, run_bytes)
+                else:  # one run per seed at the cell selected on the source, no search
+                    for seed in seeds:
+                        label = f"{model}/{dataset}/<selected on {source}>/{init}/none/seed{seed}"
+                        self.add("train", label, "runs", est, run_bytes)
+                self.add("select", f"{model}/{dataset}", "runs", costs.small())
+                if not finetune or dataset not in studied:
+                    continue
+                extra = [("scratch", "none")] * bool(grid["scratch_study"]) + [
+                    ("pretrained", "rot")
+                ] * bool(grid["augmentation_study"])
+                for init2, aug in extra:
+                    for seed in seeds:
+                        self.add(
+                            "train",
+                            f"{model}/{dataset}/<selected>/{init2}/{aug}/seed{seed}",
+                            "runs",
+                            est,
+                            run_bytes,
+                        )
+                self.add("studies", f"{model}/{dataset}", "runs", costs.small())
+
+    def search(
+        self,
+        model: str,
+        dataset: str,
+        cells: list[str],
+        device: str,
+        val_images: int,
+        run_bytes: float,
+    ) -> None:
+        """The main sweep's training jobs: every cell to the full budget, or (halving) the
+        rung jobs, the promotions, and the last rung's cells to the full budget. Which cells
+        survive is known only after training; their number is not (``cells_per_rung``)."""
+        budgets = config_budgets(self.config)
+        eta = int(self.config["grid"]["halving"]["eta"]) if halving(self.config) else 1
+        counts = cells_per_rung(len(cells), len(budgets), eta)
+        start = 0
+        for r, (budget, n) in enumerate(zip(budgets, counts, strict=True)):
+            final = r == len(budgets) - 1
+            est = self.costs.train(model, device, val_images, budget - start, first=r == 0)
+            for label in cells[:n]:  # which n cells it will be is decided by validation
+                if final:
+                    self.add("train", label, "runs", est, run_bytes)
+                else:
+                    self.add("rung", f"{label}/rung{r}", "runs", est, run_bytes)
+            if not final:
+                self.add("promote", f"{model}/{dataset}/rung{r}", "runs", self.costs.small())
+            start = budget
+
+    def evaluate_stage(self) -> None:
+        c, costs = self.config, self.costs
+        pred_res = c["resources"]["predict"]
+        for dataset, size in self.sizes.items():
+            for method, kind in method_kinds(c, dataset).items():
+                gpu = int(pred_res["gpu"]) if kind == "model" else 0
+                device = "cuda" if gpu else "cpu"
+                est = costs.predict(
+                    method, kind, size.test_mpx, size.max_image_px, device, int(pred_res["cpus"])
+                )
+                self.add(
+                    "predict",
+                    f"{method}/{dataset}",
+                    "predictions",
+                    est,
+                    size.test_mpx * 4e6,
+                    gpu=gpu,
+                )
+                self.add(
+                    "metrics",
+                    f"{method}/{dataset}",
+                    "predictions",
+                    costs.data_rule("metrics", 2 * size.test_mpx, size.max_image_px),
+                )
+            self.add("figure_examples", dataset, "tables", costs.small())
+        grid = c["grid"]
+        tables = (
+            ["hyperparameters"]
+            + ["scratch"] * bool(grid["scratch_study"])
+            + ["augmentation"] * bool(grid["augmentation_study"])
+        )
+        for table in ["main", "cost"] + ["search"] * halving(c):
+            self.add(f"table_{table}", table, "tables", costs.small())
+        for table in tables:
+            self.add("table_validation", table, "tables", costs.small())
+        self.add("figure_psnr_vs_cost", "psnr_vs_cost", "tables", costs.small())
+        self.add("answers", "answers", "tables", costs.small())
+        if grid["scratch_study"]:
+            self.add("figure_learning_curves", "learning_curves", "tables", costs.small())
+
+
+def study_jobs(
+    config: Mapping[str, Any], sizes: Mapping[str, DatasetSize], costs: CostModel
+) -> list[Job]:
+    """Every job of the study, in DAG order."""
+    builder = JobBuilder(config, sizes, costs)
+    builder.data_stage()
+    builder.train_stage()
+    builder.evaluate_stage()
+    return builder.jobs

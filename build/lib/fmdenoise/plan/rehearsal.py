@@ -1,0 +1,496 @@
+"""The real study rehearsed at real size, before anyone spends GPU-hours on it.
+
+:func:`prepare` renders a synthetic source with the real study's shape (the config's datasets,
+pair counts and image sizes, times ``scale``; :mod:`.rehearsal_source`), writes random
+full-size weights in the official checkpoint containers, and writes a rehearsal config: the
+given config unchanged except the download URLs (a local HTTP server on 127.0.0.1), a short
+step budget, the results folder and the ``overrides`` named on the command line. On CPU the
+training batch is cut to 2 (full-size Restormer at batch 8 needs more than 24 GB) and the
+report says so; a model that predicts whole images (``tile: null``) predicts in the largest
+tiles whose request fits the machine when the whole image's does not (:func:`fit_tiles`:
+Restormer on a 2048x2048 image asks for ~35 GB on CPU), and the report says that too.
+:func:`run` serves the files and runs Snakemake on it, locally or through a profile (SLURM).
+:func:`collect` then reads every job's measured wall time and peak memory (its benchmark
+file), its request (Snakemake's log) and the bytes it wrote, and :func:`calibration_rows`
+turns the measurements into calibration rows for ``fmdenoise plan``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import functools
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from fmdenoise.config import inference_tile, validate
+from fmdenoise.errors import ConfigError, FmdenoiseError
+from fmdenoise.io import write_text
+from fmdenoise.plan.calibration import Calibration
+from fmdenoise.plan.estimates import FIXED_SECONDS, CostModel, request, tiling_overhead
+from fmdenoise.plan.rehearsal_source import scaled_size, write_checkpoint, write_dataset_archive
+from fmdenoise.plan.report import make_plan
+from fmdenoise.plan.site import DEFAULT, partition_limits, partition_nodes, rule_partition
+from fmdenoise.plan.sizes import dataset_sizes
+
+CPU_BATCH = 2
+#: tiles :func:`fit_tiles` tries are multiples of this
+TILE_STEP = 256
+#: what the rehearsal changed to fit this machine, beside its report
+NOTES = "rehearsal_notes.txt"
+
+
+@dataclasses.dataclass
+class Options:
+    """What to rehearse and how."""
+
+    datasets: Sequence[str] | None = None  # None: all of the config's
+    scale: float = 1.0  # image sides x scale
+    pair_scale: float | None = None  # pair counts x pair_scale (default: scale)
+    steps: int = 2
+    cpu_batch: int | None = CPU_BATCH  # None: keep the config's batch size (a GPU machine)
+    overrides: Sequence[str] = ()  # "dotted.key=yaml value"
+    results: str = "results/rehearsal"
+    mem_mb: int | None = None  # the memory a job can have (a local CPU run: the machine's)
+
+
+def reduced_options() -> Options:
+    """The rehearsal that fits 2 CPU cores in minutes (the slow test, ``make rehearsal``,
+    ``benchmarks/rehearsal.py``): one dataset at its published 512x512 (actin-confocal), the
+    full-size models, two steps at batch 1, one (loss, lr) cell, 4 train-side pairs and 1 test
+    pair, and neither study (their runs are the same model at the same size as the sweep's,
+    through the same rules)."""
+    return Options(
+        datasets=["actin-confocal"],
+        scale=1.0,
+        pair_scale=0.05,
+        steps=2,
+        cpu_batch=1,
+        overrides=[
+            "grid.losses=[mae]",
+            "grid.learning_rates=[0.0001]",
+            "grid.augmentation_study=false",
+            "grid.scratch_study=false",
+            "patches.per_image=4",
+        ],
+    )
+
+
+def apply_override(config: dict[str, Any], item: str) -> None:
+    """Set ``a.b.c=value`` (value parsed as YAML) in ``config``."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected key.path=value")
+    *path, last = key.split(".")
+    node = config
+    for part in path:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {item!r}: {part} is not a mapping")
+    node[last] = yaml.safe_load(value)
+
+
+def rehearsal_config(config: Mapping[str, Any], base_url: str, opts: Options) -> dict[str, Any]:
+    """The rehearsal's config (see the module docstring); raises on an unknown dataset."""
+    cfg = copy.deepcopy(dict(config))
+    names = list(opts.datasets or cfg["datasets"])
+    unknown = sorted(set(names) - set(cfg["datasets"]))
+    if unknown:
+        raise ConfigError(f"--datasets {unknown[0]!r}: not a dataset of the config")
+    cfg["datasets"] = {n: cfg["datasets"][n] for n in names}
+    pair_scale = opts.scale if opts.pair_scale is None else opts.pair_scale
+    for ds in cfg["datasets"].values():
+        if "expected" not in ds:
+            raise ConfigError("datasets.*.expected: a rehearsal renders the expected sizes")
+        ds["expected"] = scaled_size(ds["expected"], opts.scale, pair_scale)
+    archives = {ds["archive"] for ds in cfg["datasets"].values()}
+    checkpoints = {
+        m["pretrained"]["download"]
+        for m in cfg["models"].values()
+        if m["pretrained"]["source"] == "download"
+    }
+    cfg["downloads"] = {
+        key: {
+            **{k: v for k, v in spec.items() if k not in ("manual_path", "sha256")},
+            "url": f"{base_url}/{key}",
+            "sha256": None,
+        }
+        for key, spec in cfg["downloads"].items()
+        if key in archives | checkpoints
+    }
+    t = cfg.setdefault("training", {})
+    t.update(steps=opts.steps, val_every=opts.steps, checkpoint_every=opts.steps)
+    if opts.cpu_batch is not None:  # a CPU rehearsal: smaller batch, no GPU requests
+        t["batch_size"] = opts.cpu_batch
+        for rule in ("train", "predict"):
+            cfg.setdefault("resources", {}).setdefault(rule, {})["gpu"] = 0
+    cfg["results"] = opts.results
+    cfg["study"] = f"{cfg['study']}-rehearsal"
+    for item in opts.overrides:
+        apply_override(cfg, item)
+    return validate(cfg, source="rehearsal config")
+
+
+def machine_mem_mb() -> int:
+    """Physical memory of this machine in MB."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
+
+
+def fit_tiles(cfg: dict[str, Any], mem_mb: int) -> list[str]:
+    """On a CPU rehearsal: each model that predicts whole images (``tile: null``) and whose
+    predict request (estimate x margin, :mod:`~fmdenoise.plan.estimates`) at the rehearsal's
+    largest image exceeds ``mem_mb`` gets the largest tile, a multiple of :data:`TILE_STEP`,
+    whose request fits. Sets ``models.<name>.tile`` in ``cfg`` and returns one note per change.
+    The study's config is unchanged: on a GPU, or a node with the memory, the model predicts
+    whole images."""
+    costs = CostModel(cfg, Calibration.load(cfg.get("planning", {}).get("calibration")))
+    sizes = dataset_sizes(cfg, workdir="/nonexistent").values()  # the expected (rendered) sizes
+    expected = [d["expected"] for d in cfg["datasets"].values()]
+    side = max(max(e["height"], e["width"]) for e in expected)
+    test_mpx, max_px = max(s.test_mpx for s in sizes), max(s.max_image_px for s in sizes)
+    cpus = int(cfg["resources"]["predict"]["cpus"])
+
+    def need(model: str) -> int:
+        est = costs.predict(model, "model", test_mpx, max_px, "cpu", cpus)
+        return int(request(cfg, "predict", est, gpu=0)["mem_mb"])
+
+    notes = []
+    for name in cfg["models"]:
+        whole = need(name) if inference_tile(cfg, name) is None else 0
+        if whole <= mem_mb:
+            continue
+        for tile in range((side - 1) // TILE_STEP * TILE_STEP, 0, -TILE_STEP):
+            cfg["models"][name]["tile"] = tile
+            if need(name) <= mem_mb:
+                break
+        else:
+            raise ConfigError(
+                f"rehearsal: {name}'s predict job needs {whole} MB whole-image and does not fit "
+                f"{mem_mb} MB in {TILE_STEP} px tiles either"
+            )
+        notes.append(
+            f"{name}: whole-image inference of a {side} px image asks for {whole} MB on CPU, "
+            f"a job here can have {mem_mb} MB: predicted in {tile} px tiles ({need(name)} MB) "
+            "in this rehearsal; the study's config keeps tile: null (whole images on the GPU)"
+        )
+    return notes
+
+
+def prepare(
+    config: Mapping[str, Any], serve_dir: Path, base_url: str, opts: Options
+) -> dict[str, Any]:
+    """Render the served files into ``serve_dir``; return the rehearsal config."""
+    cfg = rehearsal_config(config, base_url, opts)
+    serve_dir.mkdir(parents=True, exist_ok=True)
+    for i, (name, ds) in enumerate(cfg["datasets"].items()):
+        path = serve_dir / ds["archive"]
+        if not path.exists():
+            write_dataset_archive(name, ds["modality"], ds["expected"], path, seed=i)
+    for model in cfg["models"].values():
+        pre = model["pretrained"]
+        if pre["source"] == "download" and not (serve_dir / pre["download"]).exists():
+            write_checkpoint(model["arch"], pre["format"], serve_dir / pre["download"])
+    return cfg
+
+
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1 (a free port) for the duration; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def check_site(config: Mapping[str, Any], opts: Options, workdir: Path) -> Options:
+    """Before a rehearsal through SLURM: raise when the site (``sinfo``) cannot run the
+    rehearsal's jobs as requested (a time limit, or CPUs, memory or GPUs no node has: such a
+    job would pend for ever), naming each rule and what to ``--set``. Nothing is rendered
+    first. On a CPU rehearsal the memory of the predict partition's largest node is the
+    ``mem_mb`` whole-image models are tiled to fit (:func:`fit_tiles`) unless ``opts`` sets
+    one; returns the options to run with. Without SLURM to ask, nothing is checked."""
+    partitions, nodes = partition_limits(), partition_nodes()
+    if partitions is None and nodes is None:
+        return opts
+    cfg = validate(rehearsal_config(config, "http://127.0.0.1", opts))
+    if opts.cpu_batch is not None and opts.mem_mb is None and nodes:
+        shapes = nodes.get(rule_partition(cfg, "predict") or DEFAULT) or []
+        if shapes:
+            opts = dataclasses.replace(opts, mem_mb=max(s["mem_mb"] for s in shapes))
+    if opts.cpu_batch is not None and opts.mem_mb:
+        fit_tiles(cfg, opts.mem_mb)
+    notes = make_plan(cfg, workdir=workdir, partitions=partitions, nodes=nodes)["site"]["notes"]
+    if notes:
+        raise ConfigError(
+            "rehearsal: this SLURM site cannot run the rehearsal's jobs as requested (change "
+            "them with --set resources.<rule>.<key>=...):\n" + "\n".join(notes)
+        )
+    return opts
+
+
+def run(
+    config: Mapping[str, Any],
+    workdir: Path,
+    opts: Options,
+    snakemake_args: Sequence[str] = ("--cores", "2"),
+    snakefile: Path | None = None,
+    site_check: bool = False,
+) -> tuple[Path, str]:
+    """Prepare, serve, run Snakemake to the end; returns (rehearsal config path, its log).
+    ``site_check`` (through a SLURM profile): :func:`check_site` first."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if site_check:
+        opts = check_site(config, opts, workdir)
+    serve_dir = workdir / "rehearsal-served"
+    with serve(serve_dir) as url:
+        cfg = prepare(config, serve_dir, url, opts)
+        cpu = opts.cpu_batch is not None
+        notes = fit_tiles(cfg, opts.mem_mb) if cpu and opts.mem_mb else []
+        write_text(workdir / cfg["results"] / NOTES, "".join(f"{n}\n" for n in notes))
+        cfg_path = workdir / "rehearsal.yaml"
+        write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
+        snakefile = snakefile or Path(__file__).resolve().parents[3] / "Snakefile"
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir)]
+        cmd += ["--configfile", str(cfg_path), *snakemake_args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    log = proc.stdout + proc.stderr
+    write_text(workdir / cfg["results"] / "rehearsal.log", log)
+    if proc.returncode != 0:
+        raise FmdenoiseError(f"rehearsal: snakemake failed ({proc.returncode}):\n{log[-5000:]}")
+    return cfg_path, log
+
+
+def parse_jobs(log: str) -> list[dict[str, Any]]:
+    """Each job Snakemake started: rule, output paths, benchmark path, requested resources.
+    Jobs of a group (``Group job evaluate``) are listed indented; both forms are read."""
+    jobs = []
+    heads = list(re.finditer(r"^( *)(?:local)?(?:rule|checkpoint) (\w+):$", log, re.M))
+    for i, head in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(log)
+        indent = len(head[1]) + 4
+        block = log[head.end() : end]
+        fields = dict(re.findall(rf"^ {{{indent}}}(\w+): (.*)$", block, re.M))
+        if "benchmark" not in fields:
+            continue
+        resources = dict(re.findall(r"(\w+)=([^,\s]+)", fields.get("resources", "")))
+        jobs.append(
+            {
+                "rule": head[2],
+                "benchmark": fields["benchmark"],
+                "outputs": [o.strip() for o in fields.get("output", "").split(",") if o.strip()],
+                "threads": int(fields.get("threads", 1)),
+                "req_mem_mb": int(resources.get("mem_mb", 0)),
+                "req_runtime_min": int(resources.get("runtime", 0)),
+                "req_gpu": int(resources.get("gpu", 0)),
+            }
+        )
+    return jobs
+
+
+def _bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def collect(workdir: Path, log: str) -> pd.DataFrame:
+    """Per job: rule, wall seconds, peak RSS (MB), bytes written, and its requests."""
+    rows = []
+    for job in parse_jobs(log):
+        bench = workdir / job["benchmark"]
+        if not bench.is_file():
+            continue
+        b = pd.read_csv(bench, sep="\t").iloc[-1]
+        rows.append(
+            {
+                "rule": job["rule"],
+                "job": job["benchmark"].split("/benchmarks/", 1)[-1].removesuffix(".tsv"),
+                "seconds": float(b["s"]),
+                "max_rss_mb": float(b["max_rss"]) if b["max_rss"] != "-" else float("nan"),
+                "bytes_written": sum(_bytes(workdir / o) for o in job["outputs"]),
+                "req_runtime_min": job["req_runtime_min"],
+                "req_mem_mb": job["req_mem_mb"],
+                "req_gpu": job["req_gpu"],
+                "threads": job["threads"],
+            }
+        )
+    return pd.DataFrame(rows).drop_duplicates("job", keep="last")
+
+
+def calibration_rows(
+    workdir: Path, config: Mapping[str, Any], jobs: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """Calibration rows measured by the rehearsal: inference and BM3D s/Mpx from the
+    predictions' ``timing.json`` (compute only), and the data rules' s/Mpx from their benchmark
+    files and manifests where the work outweighs the job's fixed start-up
+    (:data:`~fmdenoise.plan.estimates.FIXED_SECONDS`): at a small scale a data job is all
+    start-up and its per-megapixel rate is not measured, so ``fmdenoise calibrate``'s row stays.
+    Training steps come from ``fmdenoise calibrate`` too: a rehearsal's few steps are dominated
+    by loading and validation."""
+    results = workdir / config["results"]
+    return _data_rule_rows(results, config, jobs) + _inference_rows(results, config, jobs)
+
+
+def _data_rule_rows(
+    results: Path, config: Mapping[str, Any], jobs: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """ingest / patches / metrics s/Mpx where the work outweighs the start-up."""
+    rows: list[dict[str, Any]] = []
+    mpx: dict[str, dict[str, float]] = {}
+    for name in config["datasets"]:
+        m = pd.read_csv(results / "data" / name / "manifest.csv")
+        low = m[m["role"] == "low"]
+        px = (low["height"] * low["width"]) / 1e6
+        mpx[name] = {
+            "all": float((m["height"] * m["width"]).sum()) / 1e6,
+            "train": 2 * float(px[low["split"] != "test"].sum()),
+            "test": 2 * float(px[low["split"] == "test"].sum()),
+        }
+    per = {"ingest": "all", "patches": "train", "metrics": "test"}
+    for rule, part in per.items():
+        sub = jobs[jobs["rule"] == rule]
+        work_s = (sub["seconds"] - FIXED_SECONDS).clip(lower=0).sum()
+        total_mpx = sum(mpx[j.split("/")[-1]][part] for j in sub["job"])
+        if total_mpx and work_s > 2 * FIXED_SECONDS * len(sub):
+            total_s = work_s
+            rows.append(
+                {
+                    "kind": "rule",
+                    "name": rule,
+                    "device_type": "cpu",
+                    "value": total_s / total_mpx,
+                    "unit": "s/Mpx",
+                    "mpx": total_mpx / max(len(sub), 1),
+                    "peak_mem_mb": float(sub["max_rss_mb"].max()),
+                    "source": "rehearsal",
+                }
+            )
+    return rows
+
+
+def _inference_rows(
+    results: Path, config: Mapping[str, Any], jobs: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """Inference and BM3D s/Mpx from the predictions' timing.json, with the job's peak RSS
+    (models only at their published full size, the size the table's rows describe)."""
+    from fmdenoise.plan.measure import FULL_SIZE  # torch: only when needed
+
+    rows: list[dict[str, Any]] = []
+    for timing in sorted((results / "predictions").glob("*/*/timing.json")):
+        t = json.loads(timing.read_text())
+        method = timing.parent.parent.name
+        if method in ("raw",) or method.startswith("provided-"):
+            continue
+        if method.startswith("bm3d"):
+            arch = method
+        else:
+            model = config["models"][method.removesuffix("-zeroshot")]
+            arch = model["arch"]
+            if dict(model.get("kwargs", {})) != FULL_SIZE[arch]:
+                continue  # the table's model rows are for the published sizes (the demo's aren't)
+        job = jobs[jobs["job"] == f"predict/{method}/{timing.parent.name}"]
+        peak = float(job["max_rss_mb"].max()) if len(job) else float("nan")
+        image_px = 1e6 * t["megapixels"] / max(t["images"], 1)
+        tile = None if method.startswith("bm3d") else t["tile"]  # BM3D takes whole images
+        # per megapixel processed: what tiles overlap is counted by the cost model per image
+        overhead = tiling_overhead(image_px, tile, int(t.get("overlap") or 0))
+        rows.append(
+            {
+                "kind": "infer",
+                "name": arch,
+                "device_type": t["device_type"],
+                "device": t["device"],
+                "value": t["seconds_per_megapixel"] / overhead,
+                "unit": "s/Mpx",
+                "tile": tile,
+                "mpx": min(image_px, (tile or np.inf) ** 2) / 1e6,  # held at peak_mem_mb
+                "peak_mem_mb": None if np.isnan(peak) else peak,
+                "threads": t["threads"],
+                "source": f"rehearsal {method}",
+            }
+        )
+    return rows
+
+
+def summarize(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: jobs, the largest measured/requested ratios of runtime and memory."""
+    j = jobs.assign(
+        runtime_ratio=jobs["seconds"] / (60 * jobs["req_runtime_min"]),
+        mem_ratio=jobs["max_rss_mb"] / jobs["req_mem_mb"],
+    )
+    return (
+        j.groupby("rule", sort=False)
+        .agg(
+            jobs=("job", "size"),
+            max_seconds=("seconds", "max"),
+            max_runtime_ratio=("runtime_ratio", "max"),
+            max_rss_mb=("max_rss_mb", "max"),
+            max_mem_ratio=("mem_ratio", "max"),
+            bytes_written=("bytes_written", "sum"),
+        )
+        .reset_index()
+    )
+
+
+def write_measured(
+    workdir: Path, config: Mapping[str, Any], log: str, base_table: Path, stem: str
+) -> Path:
+    """``<stem>.csv`` (per job), ``<stem>_summary.md`` (per rule, measured vs requested) and
+    ``calibration.csv`` (the base table plus the measured rows) in the results folder of a
+    run in ``workdir`` whose Snakemake log is ``log``; returns that folder."""
+    from fmdenoise.plan.calibration import Calibration, write_table
+
+    out = workdir / config["results"]
+    jobs = collect(workdir, log)
+    if jobs.empty:
+        raise FmdenoiseError(f"{workdir}: the Snakemake log names no job with a benchmark file")
+    write_text(out / f"{stem}.csv", jobs.to_csv(index=False))
+    summary = summarize(jobs)
+    batch = config["training"]["batch_size"]
+    text = summary.to_markdown(index=False, floatfmt=".3g")
+    text += f"\n\ntraining batch size in this {stem}: {batch}\n"
+    tiles = {m: inference_tile(dict(config), m) for m in config["models"]}
+    text += f"inference tile per model (px; None = whole image): {tiles}\n"
+    notes = out / NOTES
+    if notes.is_file() and notes.read_text().strip():
+        text += notes.read_text()
+    write_text(out / f"{stem}_summary.md", text)
+    base = Calibration.load(base_table).rows
+    rows = [r for r in base if not str(r.get("source") or "").startswith(stem)]
+    measured = [
+        {**r, "source": str(r["source"]).replace("rehearsal", stem, 1)}
+        for r in calibration_rows(workdir, config, jobs)
+    ]
+    keys = {(r["kind"], r["name"], r["device_type"]) for r in measured}
+    rows = [r for r in rows if (r["kind"], r["name"], r["device_type"]) not in keys] + measured
+    write_table(rows, out / "calibration.csv")
+    return out
+
+
+def write_report(workdir: Path, config: Mapping[str, Any], log: str, base_table: Path) -> Path:
+    """The rehearsal's report: ``rehearsal.csv``, ``rehearsal_summary.md`` and
+    ``calibration.csv`` (:func:`write_measured`)."""
+    return write_measured(workdir, config, log, base_table, "rehearsal")

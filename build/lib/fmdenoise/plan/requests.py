@@ -1,0 +1,94 @@
+"""Resource requests that follow the size of a job's input (the workflow's resource callables).
+
+``rules/common.smk`` asks :class:`JobRequests` for the ``runtime`` and ``mem_mb`` of ingest,
+patches, predict and metrics jobs: the dataset's megapixels are read from the job's input (the
+ingested manifest, or the TIFF files a dataset's globs match in the extracted source) and priced
+by the same :class:`~fmdenoise.plan.estimates.CostModel` as ``fmdenoise plan``. Before the input
+exists (a dry run) the config's expected sizes stand in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fmdenoise.data.ingest import dataset_layout
+from fmdenoise.plan.calibration import Calibration
+from fmdenoise.plan.estimates import CostModel, Estimate, request
+from fmdenoise.plan.jobs import method_kinds
+from fmdenoise.plan.sizes import DatasetSize, dataset_sizes, from_manifest
+
+SIZED_RULES = ("ingest", "patches", "predict", "metrics")
+
+
+class JobRequests:
+    """Size-dependent requests for one workflow run (one calibration table, cached sizes)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+        path = config.get("planning", {}).get("calibration")
+        self.costs = CostModel(config, Calibration.load(path))
+        self._expected: dict[str, DatasetSize] | None = None
+        self._measured: dict[str, DatasetSize] = {}
+
+    def expected(self, dataset: str) -> DatasetSize:
+        if self._expected is None:
+            self._expected = dataset_sizes(self.config)
+        return self._expected[dataset]
+
+    def size(self, dataset: str, data_dir: str) -> DatasetSize:
+        """Measured from ``data_dir``'s manifest when it exists (then cached), else expected."""
+        if data_dir not in self._measured:
+            manifest = Path(data_dir) / "manifest.csv"
+            if not manifest.is_file():
+                return self.expected(dataset)
+            self._measured[data_dir] = from_manifest(manifest)
+        return self._measured[data_dir]
+
+    def source_mpx(self, dataset: str, source_dir: str) -> tuple[float, int]:
+        """Megapixels (float32 equivalent) of the files a dataset's globs match in its extracted
+        source, and the largest plane; expected sizes before extraction."""
+        layout = dataset_layout(dataset, self.config["datasets"][dataset])
+        root = Path(source_dir) / layout.get("root", ".")
+        patterns = [layout["train"]["low"], layout["train"]["gt"], layout["test"]["low"]]
+        patterns += [layout["test"]["gt"], *layout["test"].get("provided", {}).values()]
+        files = (
+            {p for pattern in patterns for p in root.glob(pattern) if p.is_file()}
+            if root.is_dir()
+            else set()
+        )
+        if not files:
+            size = self.expected(dataset)
+            return size.data_mpx, size.max_image_px
+        nbytes = sum(p.stat().st_size for p in files)
+        return nbytes / 4 / 1e6, self.expected(dataset).max_image_px
+
+    def estimate(self, rule: str, wildcards: Mapping[str, str], input_dir: str) -> Estimate:
+        dataset = wildcards["dataset"]
+        if rule == "ingest":
+            mpx, max_px = self.source_mpx(dataset, input_dir)
+            return self.costs.data_rule("ingest", mpx, max_px)
+        size = self.size(dataset, input_dir)
+        if rule == "patches":
+            return self.costs.data_rule("patches", 2 * size.train_mpx, size.max_image_px)
+        if rule == "metrics":
+            return self.costs.data_rule("metrics", 2 * size.test_mpx, size.max_image_px)
+        method = wildcards["method"]
+        kind = method_kinds(self.config, dataset).get(method, "model")
+        gpu = self.gpus("predict", method, dataset)
+        cpus = int(self.config["resources"]["predict"]["cpus"])
+        device = "cuda" if gpu else "cpu"
+        return self.costs.predict(method, kind, size.test_mpx, size.max_image_px, device, cpus)
+
+    def gpus(self, rule: str, method: str, dataset: str) -> int:
+        """GPUs of a job: a neural predict job asks for the predict rule's GPUs, others none."""
+        if rule != "predict" or method_kinds(self.config, dataset).get(method, "model") != "model":
+            return 0
+        return int(self.config["resources"]["predict"]["gpu"])
+
+    def request(self, rule: str, wildcards: Mapping[str, str], input_dir: str) -> dict[str, Any]:
+        """``{cpus, mem_mb, runtime, gpu}`` of one job (see :func:`estimates.request`)."""
+        est = self.estimate(rule, wildcards, input_dir)
+        gpu = self.gpus(rule, wildcards.get("method", ""), wildcards["dataset"])
+        return request(self.config, rule, est, gpu=gpu)

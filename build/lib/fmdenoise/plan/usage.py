@@ -1,0 +1,49 @@
+"""After a run (on a cluster or a workstation): what each job used against what it asked for.
+
+``fmdenoise efficiency <workdir>`` reads Snakemake's own logs of the runs in ``workdir``
+(``.snakemake/log/*.snakemake.log``: every job's rule, outputs, benchmark file and requested
+resources, also for SLURM jobs and grouped jobs) and each job's benchmark file (wall seconds,
+peak RSS), and writes to the results folder:
+
+- ``efficiency.csv``: per job, measured wall time and memory, bytes written, and its requests;
+- ``efficiency_summary.md``: per rule, the largest measured/requested ratios (the requests
+  that were too small, > 1, or far too large);
+- ``calibration.csv``: the calibration table the run started from with the rates this run
+  measured (inference and BM3D s/Mpx, data rules), so that the next study on the same site
+  is planned from measured numbers (``planning.calibration`` or ``fmdenoise plan
+  --calibration``).
+
+It needs no accounting database (``sacct``): sites without one get the same report. Where
+``sacct`` exists, the SLURM executor's own ``--slurm-efficiency-report`` adds CPU efficiency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fmdenoise.errors import FmdenoiseError
+from fmdenoise.plan import rehearsal
+
+
+def snakemake_logs(workdir: Path) -> str:
+    """Every Snakemake log in ``workdir``, oldest first (a job's last run wins)."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    if not logs:
+        raise FmdenoiseError(
+            f"{workdir}: no Snakemake log under .snakemake/log/ (run the workflow there first)"
+        )
+    return "\n".join(p.read_text(errors="replace") for p in logs)
+
+
+def write_efficiency(workdir: str | Path, config: Mapping[str, Any], base_table: Path) -> Path:
+    """Write ``efficiency.csv``, ``efficiency_summary.md`` and ``calibration.csv`` into the
+    results folder of ``config`` under ``workdir``; return that folder."""
+    workdir = Path(workdir)
+    return rehearsal.write_measured(
+        workdir, config, snakemake_logs(workdir), base_table, "efficiency"
+    )
+
+
+__all__ = ["snakemake_logs", "write_efficiency"]

@@ -1,0 +1,361 @@
+"""Fine-tuning one grid cell: a resumable, preemptible training loop.
+
+One call of :func:`train` trains one (model, dataset, loss, lr, init, aug, seed) cell on the
+memory-mapped patches and writes, in the run folder:
+
+- ``last.pt``: everything needed to resume (:mod:`fmdenoise.train.state`), written atomically
+  every ``checkpoint_every`` steps and when the process receives SIGTERM/SIGINT (what SLURM
+  sends on preemption and time-out);
+- ``model.pt``, ``curve.csv``, ``run.json`` at the end (:mod:`fmdenoise.train.outputs`).
+
+Batches are a pure function of (seed, step): the patch indices and the dihedral transform of
+every sample are drawn from a generator seeded with both. A resumed run therefore sees the same
+batches as an uninterrupted one and, on CPU, ends with the same weights.
+
+:func:`train_rung` trains a cell only up to a rung's budget of a successive-halving search
+(:mod:`fmdenoise.train.search`) and publishes its state as ``rung<r>.pt``; the next rung (or
+:func:`train` for the last one) continues from that file with ``start_from``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from fmdenoise import device as dev
+from fmdenoise.errors import FmdenoiseError
+from fmdenoise.io import write_json
+from fmdenoise.train.batches import StepBatches
+from fmdenoise.train.losses import get_loss
+from fmdenoise.train.outputs import write_run_outputs
+from fmdenoise.train.provenance import signature
+from fmdenoise.train.search import rung_summary
+from fmdenoise.train.setup import Cell, make_model, make_optimizer
+from fmdenoise.train.signals import stop_requested
+from fmdenoise.train.state import RunState, Trainables, load_last, publish_state, save_last
+from fmdenoise.train.validation import validation_metrics
+
+log = logging.getLogger(__name__)
+
+
+class PreemptedError(FmdenoiseError):
+    """Training stopped on a signal after saving ``last.pt``; rerun to resume."""
+
+
+class Trainer:
+    """The steps of one cell's training; :func:`train` is the entry point."""
+
+    def __init__(
+        self,
+        cell: Cell,
+        model_cfg: Mapping[str, Any],
+        training_cfg: Mapping[str, Any],
+        patch_dir: Path,
+        out_dir: Path,
+        *,
+        pretrained: Path | None,
+        device: str,
+        threads: int | None,
+        stop_at: int | None = None,
+        start_from: Path | None = None,
+    ) -> None:
+        self.cell, self.model_cfg, self.cfg = cell, dict(model_cfg), dict(training_cfg)
+        self.patch_dir, self.out_dir = patch_dir, out_dir
+        self.steps, self.batch_size = int(self.cfg["steps"]), int(self.cfg["batch_size"])
+        #: where this job stops: a rung's budget, or the full training budget
+        self.stop_at = min(int(stop_at), self.steps) if stop_at else self.steps
+        self.start_from = start_from
+        self.signature = signature(
+            {
+                "cell": dataclasses.asdict(cell),
+                "model": self.model_cfg,
+                "training": self.cfg,
+                "patches": (patch_dir / "patches.json").read_text(),
+            }
+        )
+        self.device = dev.resolve(device)
+        self.workers = max(0, (threads or 1) - 1) if self.device.type == "cuda" else 0
+        if threads and self.device.type == "cpu":
+            torch.set_num_threads(threads)
+        self.wrapper = dev.prepare(make_model(cell, model_cfg, pretrained), self.device)
+        self.model = torch.compile(self.wrapper) if self.cfg.get("compile") else self.wrapper
+        opt, sched = make_optimizer(self.wrapper, cell, self.cfg)
+        self.parts = Trainables(self.wrapper, opt, sched)
+        self.loss_fn = get_loss(cell.loss, self.cfg["ssim_l1_weight"])
+        self.state = RunState()
+        self.last = out_dir / "last.pt"
+
+    def loader(self, preload: bool) -> DataLoader:
+        """Batches from the step after the current one to the last step."""
+        batches = StepBatches(
+            self.patch_dir,
+            self.batch_size,
+            self.cell.seed,
+            self.cell.aug == "rot",
+            self.state.step + 1,
+            self.stop_at,
+            preload,
+        )
+        return DataLoader(
+            batches,
+            batch_size=None,
+            shuffle=False,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if self.workers else None,
+        )
+
+    def step(self, low: torch.Tensor, gt: torch.Tensor) -> float:
+        """One optimisation step; returns the loss."""
+        low = low.to(self.device, non_blocking=True)
+        low = low.contiguous(memory_format=dev.memory_format(self.device))
+        gt = gt.to(self.device, non_blocking=True)
+        with dev.autocast(self.device):
+            pred = self.model(low)
+        loss = self.loss_fn(pred.float(), gt)
+        opt = self.parts.optimizer
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(self.wrapper.parameters(), float(self.cfg["grad_clip"]))
+        opt.step()
+        self.parts.scheduler.step()
+        value = loss.item()
+        self.state.step += 1
+        self.state.loss_sum += value
+        self.state.loss_n += 1
+        return value
+
+    def validate(self, elapsed: float) -> None:
+        """Validate, append a curve row, track the best weights and the patience count."""
+        st = self.state
+        metrics = validation_metrics(
+            self.model, self.patch_dir, self.loss_fn, self.device, self.batch_size
+        )
+        train_loss = st.loss_sum / st.loss_n if st.loss_n else float("nan")
+        st.curve.append(
+            {
+                "step": st.step,
+                "seconds": round(elapsed, 3),
+                "train_loss": train_loss,
+                **metrics,
+                "lr": self.parts.scheduler.get_last_lr()[0],
+            }
+        )
+        st.loss_sum, st.loss_n = 0.0, 0
+        log.info("validation at step %d: %s", st.step, metrics)
+        if st.step == 0:
+            return  # the starting point is recorded, not a candidate
+        if st.best is None or metrics["val_psnr"] > st.best["val_psnr"]:
+            st.best_state = {
+                k: v.detach().cpu().clone() for k, v in self.wrapper.state_dict().items()
+            }
+            st.best, st.best_step, st.bad_vals = metrics, st.step, 0
+        else:
+            st.bad_vals += 1
+
+    def log_progress(self, recent: list[float], start_step: int, t0: float) -> None:
+        """One progress line: step, mean recent loss, throughput, ETA."""
+        step = self.state.step
+        rate = (step - start_step) * self.batch_size / max(time.perf_counter() - t0, 1e-9)
+        eta = _hms((self.stop_at - step) * self.batch_size / max(rate, 1e-9))
+        log.info(
+            "step %d/%d loss %.5f %.1f patches/s ETA %s",
+            step,
+            self.stop_at,
+            float(np.mean(recent)),
+            rate,
+            eta,
+        )
+
+    def patience_spent(self) -> bool:
+        """Whether early stopping has ended this run (also when resumed after it)."""
+        patience = self.cfg["patience"]
+        return patience is not None and self.state.bad_vals >= patience
+
+    def resume(self) -> None:
+        """Continue from ``last.pt`` (up to this job's budget), else from ``start_from`` (the
+        previous rung's state), else start afresh and record the step-0 validation."""
+        resumed = load_last(self.last, self.signature, self.parts, max_step=self.stop_at)
+        if resumed is None and self.start_from is not None:
+            resumed = load_last(self.start_from, self.signature, self.parts, self.stop_at)
+            if resumed is None:
+                raise FmdenoiseError(
+                    f"{self.start_from}: not a state of this run's configuration at or before "
+                    f"step {self.stop_at}; delete it and rerun the rung that made it"
+                )
+        if resumed is not None:
+            self.state = resumed
+        if self.state.step == 0:  # where each initialisation starts from (zero-shot if pretrained)
+            self.validate(0.0)
+
+    def fit(self, preload: bool = False) -> None:
+        """Resume, then train to ``stop_at`` (or early stop), saving ``last.pt`` on the way."""
+        self.resume()
+        st, cfg, stop_at = self.state, self.cfg, self.stop_at
+        val_every, ckpt_every = int(cfg["val_every"]), int(cfg["checkpoint_every"])
+        log_every = max(1, min(val_every, self.steps // 20 or 1))
+        t0, start_step, recent = time.perf_counter(), st.step, []
+        if self.patience_spent():
+            log.info("early-stopped at step %d before: nothing to train", st.step)
+            return
+        self.model.train()
+        with stop_requested() as stop:
+            for low, gt in self.loader(preload):
+                recent = [*recent[-log_every + 1 :], self.step(low, gt)]
+                step, elapsed = st.step, st.elapsed + time.perf_counter() - t0
+                if step % log_every == 0 or step == stop_at:
+                    self.log_progress(recent, start_step, t0)
+                if step % val_every == 0 or step == self.steps:
+                    self.validate(elapsed)
+                patience = self.patience_spent()
+                if step % ckpt_every == 0 or step == stop_at or stop or patience:
+                    st.elapsed, t0, start_step = elapsed, time.perf_counter(), step
+                    save_last(self.last, self.signature, self.parts, st)
+                if stop:
+                    raise PreemptedError(
+                        f"signal {stop['signal']} at step {step}: saved {self.last}; "
+                        "rerun to resume"
+                    )
+                if patience:
+                    log.info(
+                        "early stop at step %d: no improvement in %d validations",
+                        step,
+                        cfg["patience"],
+                    )
+                    break
+        st.elapsed += time.perf_counter() - t0
+
+    def run(self, preload: bool = False) -> dict[str, Any]:
+        """Resume if possible, train to the budget (or early stop), write the outputs."""
+        self.fit(preload)
+        return write_run_outputs(
+            self.out_dir,
+            cell=self.cell,
+            wrapper=self.wrapper,
+            state=self.state,
+            config={"model": self.model_cfg, "training": self.cfg},
+            signature=self.signature,
+            device=self.device,
+        )
+
+    def run_rung(self, rung: int, state_out: Path, summary_out: Path) -> dict[str, Any]:
+        """Train to this rung's budget, publish the state as ``state_out`` and write the rung's
+        summary (validation so far, steps, cumulative time) to ``summary_out``."""
+        self.fit()
+        save_last(self.last, self.signature, self.parts, self.state)
+        publish_state(self.last, state_out)
+        gpus = 1 if self.device.type == "cuda" else 0
+        summary = rung_summary(
+            self.out_dir,
+            rung,
+            self.stop_at,
+            self.state,
+            {
+                "cell": dataclasses.asdict(self.cell),
+                "device_type": self.device.type,
+                "gpu_hours": round(self.state.elapsed / 3600 * gpus, 6),
+                "early_stopped": self.patience_spent(),
+            },
+        )
+        write_json(summary_out, summary)
+        return summary
+
+
+def train(
+    cell: Cell,
+    model_cfg: Mapping[str, Any],
+    training_cfg: Mapping[str, Any],
+    patch_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    pretrained: str | Path | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    preload: bool = False,
+    start_from: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train one cell (resuming from ``out_dir/last.pt`` when it matches); returns run.json.
+
+    ``threads`` (the job's cpus): torch's intra-op threads on CPU; on CUDA, loader workers
+    (threads - 1) that prefetch batches into pinned memory so the GPU never waits.
+    ``preload`` reads the patches into memory instead of memory-mapping them (benchmarks).
+    ``start_from``: the previous rung's state (successive halving), used when the run folder
+    holds no ``last.pt`` of this run.
+    """
+    trainer = _trainer(
+        cell, model_cfg, training_cfg, patch_dir, out_dir, pretrained, device, threads, None,
+        start_from,
+    )  # fmt: skip
+    return trainer.run(preload)
+
+
+def train_rung(
+    cell: Cell,
+    model_cfg: Mapping[str, Any],
+    training_cfg: Mapping[str, Any],
+    patch_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    rung: int,
+    budget: int,
+    state_out: str | Path,
+    summary_out: str | Path,
+    start_from: str | Path | None = None,
+    pretrained: str | Path | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train one cell to a rung's step ``budget`` of a successive-halving search, continuing
+    from ``start_from`` (the previous rung's ``state_out``) or ``last.pt``; returns the
+    summary written to ``summary_out``."""
+    trainer = _trainer(
+        cell, model_cfg, training_cfg, patch_dir, out_dir, pretrained, device, threads, budget,
+        start_from,
+    )  # fmt: skip
+    return trainer.run_rung(rung, Path(state_out), Path(summary_out))
+
+
+def _trainer(
+    cell: Cell,
+    model_cfg: Mapping[str, Any],
+    training_cfg: Mapping[str, Any],
+    patch_dir: str | Path,
+    out_dir: str | Path,
+    pretrained: str | Path | None,
+    device: str,
+    threads: int | None,
+    stop_at: int | None,
+    start_from: str | Path | None,
+) -> Trainer:
+    """The :class:`Trainer` of :func:`train` and :func:`train_rung` (run folder created)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return Trainer(
+        cell,
+        model_cfg,
+        training_cfg,
+        Path(patch_dir),
+        out_dir,
+        pretrained=Path(pretrained) if pretrained else None,
+        device=device,
+        threads=threads,
+        stop_at=stop_at,
+        start_from=Path(start_from) if start_from else None,
+    )
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+__all__ = ["PreemptedError", "Trainer", "train", "train_rung"]

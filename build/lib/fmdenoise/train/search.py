@@ -1,0 +1,175 @@
+"""Successive halving over the (loss, lr, seed) cells of one model and dataset.
+
+With ``grid.search: halving`` the main sweep is trained in rungs instead of to the full budget
+at once. Rung ``r`` has the step budget ``min(min_steps * eta**r, training.steps)``; the last
+rung's budget is ``training.steps``. Every cell trains to rung 0's budget; after each rung the
+best ``max(1, floor(n / eta))`` of its ``n`` cells by validation PSNR go on, each continuing its
+own run from the state it left (``rung<r>.pt``), so a cell that reaches the last rung ends with
+exactly the weights and curve of an uninterrupted full-budget run (the schedule is defined over
+``training.steps`` and batches are a function of (seed, step)).
+
+Ranking (:func:`promote`): the best validation PSNR reached so far (the same number selection
+uses), higher first; a cell whose validation is missing or not finite ranks last; ties go to
+the cell listed first in the grid (losses, then learning rates, then seeds, in config order).
+Only validation results are read: test-set numbers never enter the choice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fmdenoise.errors import ConfigError
+
+#: how the promotion ranks cells, written into every promotion file
+CRITERION = (
+    "best validation PSNR so far, higher first (missing or non-finite last); "
+    "ties: the cell listed first in the grid (losses, then learning rates, then seeds)"
+)
+
+
+def halving(config: Mapping[str, Any]) -> bool:
+    """Whether the config's main sweep is searched by successive halving."""
+    return config["grid"].get("search", "full") == "halving"
+
+
+def rung_budgets(steps: int, min_steps: int, eta: int) -> list[int]:
+    """Step budget of every rung, the last one ``steps`` (one rung when min_steps >= steps)."""
+    if eta < 2 or min_steps < 1 or steps < 1:
+        raise ConfigError(f"halving needs eta >= 2 and positive budgets (eta={eta})")
+    budgets, budget = [], min_steps
+    while budget < steps:
+        budgets.append(budget)
+        budget *= eta
+    return [*budgets, steps]
+
+
+def config_budgets(config: Mapping[str, Any]) -> list[int]:
+    """Rung budgets of a config (``[training.steps]`` for the full grid)."""
+    steps = int(config["training"]["steps"])
+    if not halving(config):
+        return [steps]
+    h = config["grid"]["halving"]
+    return rung_budgets(steps, int(h["min_steps"]), int(h["eta"]))
+
+
+def keep(n: int, eta: int) -> int:
+    """How many of ``n`` cells go on to the next rung."""
+    return max(1, n // eta) if n else 0
+
+
+def cells_per_rung(n: int, rungs: int, eta: int) -> list[int]:
+    """Cells trained at each rung when ``n`` start (the plan's count)."""
+    counts = [n]
+    for _ in range(rungs - 1):
+        counts.append(keep(counts[-1], eta))
+    return counts
+
+
+def grid_order(config: Mapping[str, Any]) -> list[tuple[str, float, int]]:
+    """The main sweep's (loss, lr, seed) cells in grid order (the tie-break order)."""
+    g = config["grid"]
+    return [
+        (loss, lr, seed)
+        for loss in g["losses"]
+        for lr in g["learning_rates"]
+        for seed in g["seeds"]
+    ]
+
+
+def _score(summary: Mapping[str, Any]) -> float:
+    best = summary.get("best") or {}
+    value = best.get("val_psnr")
+    return float(value) if value is not None and math.isfinite(float(value)) else -math.inf
+
+
+def promote(
+    summaries: Sequence[Mapping[str, Any]], eta: int, order: Sequence[tuple[str, float, int]]
+) -> list[dict[str, Any]]:
+    """Rank one rung's cells (their rung summaries) and mark the best ``keep(n, eta)`` as
+    promoted. Returns the summaries, ranked, each with ``rank`` and ``promoted`` added."""
+    position = {tuple(c): i for i, c in enumerate(order)}
+
+    def key(s: Mapping[str, Any]) -> tuple[float, int]:
+        cell = s["cell"]
+        where = position.get((cell["loss"], cell["lr"], cell["seed"]))
+        if where is None:
+            raise ConfigError(f"{s.get('run')}: cell {cell} is not in the grid")
+        return (-_score(s), where)
+
+    ranked = sorted(summaries, key=key)
+    n_keep = keep(len(ranked), eta)
+    return [{**s, "rank": i + 1, "promoted": i < n_keep} for i, s in enumerate(ranked)]
+
+
+def promotion(
+    rung: int,
+    budget: int,
+    summary_files: Iterable[str | Path],
+    eta: int,
+    order: Sequence[tuple[str, float, int]],
+) -> dict[str, Any]:
+    """The content of ``search/<model>/<dataset>/rung<r>.json`` from the rung's summaries."""
+    summaries = [json.loads(Path(f).read_text()) for f in summary_files]
+    if not summaries:
+        raise ConfigError(f"rung {rung}: no cells to rank")
+    ranked = promote(summaries, eta, order)
+    return {
+        "rung": rung,
+        "budget": budget,
+        "eta": eta,
+        "criterion": CRITERION,
+        "cells": ranked,
+        "promoted": [s["run"] for s in ranked if s["promoted"]],
+    }
+
+
+def rung_summary(run: str | Path, rung: int, budget: int, state: Any, run_info: Mapping) -> dict:
+    """What a rung job reports (``rung<r>.json``): the cell, how far it trained, its best
+    validation so far, and the cumulative time of the cell's training."""
+    return {
+        "run": str(run),
+        "rung": rung,
+        "budget": budget,
+        **run_info,
+        "steps_done": state.step,
+        "best": state.best,
+        "best_step": state.best_step,
+        "wall_seconds": round(state.elapsed, 3),
+    }
+
+
+def search_spend(promotion_files: Sequence[str | Path], final_runs: Sequence[str | Path]) -> dict:
+    """Cells, steps, wall seconds and GPU-hours the search spent on one model and dataset
+    (each cell counted at the last rung it reached; the finalists from their ``run.json``)."""
+    last: dict[str, dict[str, Any]] = {}
+    for f in sorted(promotion_files, key=lambda p: json.loads(Path(p).read_text())["rung"]):
+        for cell in json.loads(Path(f).read_text())["cells"]:
+            last[cell["run"]] = cell
+    for f in final_runs:
+        run = json.loads(Path(f).read_text())
+        last[str(Path(f).parent)] = run
+    return {
+        "cells": len(last),
+        "steps": sum(int(c["steps_done"]) for c in last.values()),
+        "wall_seconds": sum(float(c["wall_seconds"]) for c in last.values()),
+        "gpu_hours": sum(float(c.get("gpu_hours") or 0.0) for c in last.values()),
+    }
+
+
+__all__ = [
+    "CRITERION",
+    "cells_per_rung",
+    "config_budgets",
+    "grid_order",
+    "halving",
+    "keep",
+    "promote",
+    "promotion",
+    "rung_budgets",
+    "rung_summary",
+    "search_spend",
+]

@@ -1,0 +1,83 @@
+"""Hyperparameter selection on the validation split only.
+
+:func:`select_cell` reads the ``run.json`` of every candidate run of one (model, dataset) and
+picks the (loss, lr) with the best validation PSNR (ties: higher SSIM, then the order given).
+It sees nothing but those files, so test-set results cannot leak into the choice. After a
+successive-halving search the candidates are the last rung's cells, and the selection file
+also records what the whole search spent (:func:`fmdenoise.train.search.search_spend`). On a
+dataset outside ``grid.sweep_datasets`` the candidates are the runs (one per seed) at the cell
+selected on the source dataset, and the file names that source under ``transfer_from``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fmdenoise.errors import FmdenoiseError
+from fmdenoise.train.search import search_spend
+
+
+def select_cell(
+    run_files: Sequence[str | Path],
+    promotion_files: Sequence[str | Path] = (),
+    transfer_from: str | None = None,
+) -> dict[str, Any]:
+    """The best candidate by validation PSNR, with every candidate's score listed (and, given
+    a halving search's promotion files, the search's spend under ``search``; given the
+    dataset whose selected (loss, lr) the candidates were trained at, ``transfer_from``)."""
+    candidates = []
+    for f in run_files:
+        run = json.loads(Path(f).read_text())
+        if not run.get("best"):
+            raise FmdenoiseError(f"{f}: run has no validation result")
+        candidates.append(
+            {
+                "run": str(Path(f).parent),
+                **run["cell"],
+                "val_psnr": run["best"]["val_psnr"],
+                "val_ssim": run["best"]["val_ssim"],
+                "best_step": run["best_step"],
+            }
+        )
+    if not candidates:
+        raise FmdenoiseError("no candidate runs to select from")
+    best = max(candidates, key=lambda c: (c["val_psnr"], c["val_ssim"]))
+    out = {
+        "selected": best,
+        "criterion": "max validation PSNR (ties: SSIM)",
+        "candidates": candidates,
+    }
+    if transfer_from is not None:
+        out["transfer_from"] = {
+            "dataset": transfer_from,
+            "note": f"no sweep here: the (loss, lr) selected on {transfer_from}'s validation",
+        }
+    if promotion_files:
+        out["search"] = {
+            "method": "successive halving",
+            "promotions": [str(f) for f in promotion_files],
+            **search_spend(promotion_files, run_files),
+        }
+    return out
+
+
+def summarize_runs(run_files: Sequence[str | Path]) -> dict[str, Any]:
+    """Cell, validation result, steps and cost of each run (the studies' index)."""
+    runs = []
+    for f in run_files:
+        run = json.loads(Path(f).read_text())
+        runs.append(
+            {
+                "run": str(Path(f).parent),
+                **run["cell"],
+                "best": run["best"],
+                "best_step": run["best_step"],
+                "steps_done": run["steps_done"],
+                "wall_seconds": run["wall_seconds"],
+                "gpu_hours": run["gpu_hours"],
+            }
+        )
+    return {"runs": runs}
