@@ -367,7 +367,7 @@ def test_rehearsal_rates_are_per_megapixel_processed(tmp_path):
     BM3D's rows are per image megapixel."""
     import pandas as pd
 
-    from fmdenoise.plan.estimates import tiling_overhead
+    from fmdenoise.evaluate.tiling import tiling_overhead
     from fmdenoise.plan.rehearsal import _inference_rows
 
     config = load_config(ROOT / "config.yaml")

@@ -19,18 +19,8 @@ import torch
 
 from fmdenoise import device as dev
 from fmdenoise.data.normalize import denormalize, normalize_percentile
+from fmdenoise.evaluate.tiling import tile_starts
 from fmdenoise.models.wrapper import Denoiser
-
-
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles covering ``length`` (the last tile is flush with the end)."""
-    if tile >= length:
-        return [0]
-    stride = tile - overlap
-    if stride <= 0:
-        raise ValueError(f"overlap {overlap} must be smaller than the tile {tile}")
-    starts = list(range(0, length - tile, stride))
-    return [*starts, length - tile]
 
 
 def ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:

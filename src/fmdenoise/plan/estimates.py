@@ -16,6 +16,7 @@ from typing import Any
 
 from fmdenoise.config import inference_tile
 from fmdenoise.errors import FmdenoiseError
+from fmdenoise.evaluate.tiling import tiling_overhead
 from fmdenoise.plan.calibration import Calibration, Figure
 from fmdenoise.plan.time_limits import rule_chain
 
@@ -126,11 +127,12 @@ class CostModel:
         arch = self.config["models"][model]["arch"]
         fig = self.cal.infer(arch, device)
         per_mpx, note = self._scaled(fig, model)
+        tile = inference_tile(self.config, model)  # None: the whole image
         # overlapping tiles process more pixels than the image has (512 px tiles overlapping by
-        # 64 on a 2048x2048 image: 1.56x)
-        per_mpx *= tiling_overhead(max_px, inference_tile(self.config, model), self.overlap)
+        # 64 on a 2048x2048 image: 1.56x); one tile is held at a time
+        per_mpx *= tiling_overhead(max_px, tile, self.overlap)
         weights_mb = 4 * self.parameters(model) / 2**20
-        held_mpx = min(max_px, self.tile_px(model)) / 1e6
+        held_mpx = min(max_px, tile * tile if tile else max_px) / 1e6
         act_mb = self.activation_mb(arch, device, fig, weights_mb) * held_mpx
         host = BASE_MEM_MB + weights_mb + 4 * image_mb
         if device == "cuda":
@@ -141,11 +143,6 @@ class CostModel:
     @property
     def overlap(self) -> int:
         return int(self.config.get("evaluation", {}).get("overlap", 64))
-
-    def tile_px(self, model: str) -> float:
-        """Pixels held at once by a model's inference: a tile, or (``tile: null``) the image."""
-        tile = inference_tile(self.config, model)
-        return float(tile * tile) if tile else float("inf")
 
     def activation_mb(self, arch: str, device: str, fig: Figure, weights_mb: float) -> float:
         """Inference memory per megapixel held, beyond the weights: from the measured peak on
@@ -178,17 +175,6 @@ class CostModel:
 
     def small(self) -> Estimate:
         return Estimate(SMALL_JOB["seconds"], SMALL_JOB["mem_mb"], None, "assumed")
-
-
-def tiling_overhead(image_px: float, tile: int | None, overlap: int) -> float:
-    """Pixels a tiled inference processes per pixel of a square image of ``image_px`` pixels
-    (the tiles of :func:`fmdenoise.evaluate.inference.tile_starts`); 1 for whole images."""
-    side = round(math.sqrt(image_px))
-    if not tile or tile >= side:
-        return 1.0
-    stride = tile - overlap
-    count = len(range(0, side - tile, stride)) + 1  # as tile_starts: the last tile is flush
-    return (count * tile / side) ** 2
 
 
 def request(

@@ -38,9 +38,10 @@ import yaml
 
 from fmdenoise.config import inference_tile, validate
 from fmdenoise.errors import ConfigError, FmdenoiseError
+from fmdenoise.evaluate.tiling import tiling_overhead
 from fmdenoise.io import write_text
 from fmdenoise.plan.calibration import Calibration
-from fmdenoise.plan.estimates import FIXED_SECONDS, CostModel, request, tiling_overhead
+from fmdenoise.plan.estimates import FIXED_SECONDS, CostModel, request
 from fmdenoise.plan.rehearsal_source import scaled_size, write_checkpoint, write_dataset_archive
 from fmdenoise.plan.report import make_plan
 from fmdenoise.plan.site import DEFAULT, partition_limits, partition_nodes, rule_partition
@@ -189,6 +190,12 @@ def fit_tiles(cfg: dict[str, Any], mem_mb: int) -> list[str]:
     return notes
 
 
+def fit_to_memory(cfg: dict[str, Any], opts: Options) -> list[str]:
+    """:func:`fit_tiles` on a CPU rehearsal that knows the memory a job can have
+    (``opts.mem_mb``); otherwise nothing changes."""
+    return fit_tiles(cfg, opts.mem_mb) if opts.cpu_batch is not None and opts.mem_mb else []
+
+
 def prepare(
     config: Mapping[str, Any], serve_dir: Path, base_url: str, opts: Options
 ) -> dict[str, Any]:
@@ -240,8 +247,7 @@ def check_site(config: Mapping[str, Any], opts: Options, workdir: Path) -> Optio
         shapes = nodes.get(rule_partition(cfg, "predict") or DEFAULT) or []
         if shapes:
             opts = dataclasses.replace(opts, mem_mb=max(s["mem_mb"] for s in shapes))
-    if opts.cpu_batch is not None and opts.mem_mb:
-        fit_tiles(cfg, opts.mem_mb)
+    fit_to_memory(cfg, opts)
     notes = make_plan(cfg, workdir=workdir, partitions=partitions, nodes=nodes)["site"]["notes"]
     if notes:
         raise ConfigError(
@@ -267,8 +273,7 @@ def run(
     serve_dir = workdir / "rehearsal-served"
     with serve(serve_dir) as url:
         cfg = prepare(config, serve_dir, url, opts)
-        cpu = opts.cpu_batch is not None
-        notes = fit_tiles(cfg, opts.mem_mb) if cpu and opts.mem_mb else []
+        notes = fit_to_memory(cfg, opts)
         write_text(workdir / cfg["results"] / NOTES, "".join(f"{n}\n" for n in notes))
         cfg_path = workdir / "rehearsal.yaml"
         write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
