@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from fmdenoise.config import load_config
-from fmdenoise.plan import rehearsal
+from fmdenoise.plan import measured, rehearsal
 from fmdenoise.plan.calibration import Calibration, shipped_table
 from fmdenoise.plan.report import format_plan, make_plan
 
@@ -42,7 +42,7 @@ def main() -> None:
         out = rehearsal.write_report(work, cfg, log, shipped_table())
         print(f"reduced rehearsal: {time.perf_counter() - start:.0f} s wall, in {work}")
     jobs = pd.read_csv(out / "rehearsal.csv")
-    summary = rehearsal.summarize(jobs)
+    summary = measured.summarize(jobs)
     print("\nper rule, measured / requested (largest over the rule's jobs; < 1 = covered):")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print("\nplan of config.yaml with the rehearsal's calibration:")

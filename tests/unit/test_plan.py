@@ -285,7 +285,7 @@ localrule all:
 
 
 def test_rehearsal_reads_requests_of_plain_and_grouped_jobs():
-    from fmdenoise.plan.rehearsal import parse_jobs
+    from fmdenoise.plan.measured import parse_jobs
 
     jobs = {j["rule"]: j for j in parse_jobs(SNAKEMAKE_LOG)}
     assert set(jobs) == {"train", "metrics", "predict"}  # 'all' has no benchmark
@@ -368,7 +368,7 @@ def test_rehearsal_rates_are_per_megapixel_processed(tmp_path):
     import pandas as pd
 
     from fmdenoise.evaluate.tiling import tiling_overhead
-    from fmdenoise.plan.rehearsal import _inference_rows
+    from fmdenoise.plan.measured import _inference_rows
 
     config = load_config(ROOT / "config.yaml")
     results = tmp_path / config["results"]

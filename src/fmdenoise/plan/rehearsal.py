@@ -9,10 +9,9 @@ training batch is cut to 2 (full-size Restormer at batch 8 needs more than 24 GB
 report says so; a model that predicts whole images (``tile: null``) predicts in the largest
 tiles whose request fits the machine when the whole image's does not (:func:`fit_tiles`:
 Restormer on a 2048x2048 image asks for ~35 GB on CPU), and the report says that too.
-:func:`run` serves the files and runs Snakemake on it, locally or through a profile (SLURM).
-:func:`collect` then reads every job's measured wall time and peak memory (its benchmark
-file), its request (Snakemake's log) and the bytes it wrote, and :func:`calibration_rows`
-turns the measurements into calibration rows for ``fmdenoise plan``.
+:func:`run` serves the files and runs Snakemake on it, locally or through a profile (SLURM),
+and :func:`write_report` writes what every job measured against its request and the
+calibration rows for ``fmdenoise plan`` (:mod:`.measured`).
 """
 
 from __future__ import annotations
@@ -22,9 +21,7 @@ import copy
 import dataclasses
 import functools
 import http.server
-import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -32,16 +29,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from fmdenoise.config import inference_tile, validate
 from fmdenoise.errors import ConfigError, FmdenoiseError
-from fmdenoise.evaluate.tiling import tiling_overhead
 from fmdenoise.io import write_text
+from fmdenoise.plan import measured
 from fmdenoise.plan.calibration import Calibration
-from fmdenoise.plan.estimates import FIXED_SECONDS, CostModel, request
+from fmdenoise.plan.estimates import CostModel, request
+from fmdenoise.plan.measured import NOTES
 from fmdenoise.plan.rehearsal_source import scaled_size, write_checkpoint, write_dataset_archive
 from fmdenoise.plan.report import make_plan
 from fmdenoise.plan.site import DEFAULT, partition_limits, partition_nodes, rule_partition
@@ -50,8 +46,6 @@ from fmdenoise.plan.sizes import dataset_sizes
 CPU_BATCH = 2
 #: tiles :func:`fit_tiles` tries are multiples of this
 TILE_STEP = 256
-#: what the rehearsal changed to fit this machine, beside its report
-NOTES = "rehearsal_notes.txt"
 
 
 @dataclasses.dataclass
@@ -288,214 +282,7 @@ def run(
     return cfg_path, log
 
 
-def parse_jobs(log: str) -> list[dict[str, Any]]:
-    """Each job Snakemake started: rule, output paths, benchmark path, requested resources.
-    Jobs of a group (``Group job evaluate``) are listed indented; both forms are read."""
-    jobs = []
-    heads = list(re.finditer(r"^( *)(?:local)?(?:rule|checkpoint) (\w+):$", log, re.M))
-    for i, head in enumerate(heads):
-        end = heads[i + 1].start() if i + 1 < len(heads) else len(log)
-        indent = len(head[1]) + 4
-        block = log[head.end() : end]
-        fields = dict(re.findall(rf"^ {{{indent}}}(\w+): (.*)$", block, re.M))
-        if "benchmark" not in fields:
-            continue
-        resources = dict(re.findall(r"(\w+)=([^,\s]+)", fields.get("resources", "")))
-        jobs.append(
-            {
-                "rule": head[2],
-                "benchmark": fields["benchmark"],
-                "outputs": [o.strip() for o in fields.get("output", "").split(",") if o.strip()],
-                "threads": int(fields.get("threads", 1)),
-                "req_mem_mb": int(resources.get("mem_mb", 0)),
-                "req_runtime_min": int(resources.get("runtime", 0)),
-                "req_gpu": int(resources.get("gpu", 0)),
-            }
-        )
-    return jobs
-
-
-def _bytes(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size if path.exists() else 0
-
-
-def collect(workdir: Path, log: str) -> pd.DataFrame:
-    """Per job: rule, wall seconds, peak RSS (MB), bytes written, and its requests."""
-    rows = []
-    for job in parse_jobs(log):
-        bench = workdir / job["benchmark"]
-        if not bench.is_file():
-            continue
-        b = pd.read_csv(bench, sep="\t").iloc[-1]
-        rows.append(
-            {
-                "rule": job["rule"],
-                "job": job["benchmark"].split("/benchmarks/", 1)[-1].removesuffix(".tsv"),
-                "seconds": float(b["s"]),
-                "max_rss_mb": float(b["max_rss"]) if b["max_rss"] != "-" else float("nan"),
-                "bytes_written": sum(_bytes(workdir / o) for o in job["outputs"]),
-                "req_runtime_min": job["req_runtime_min"],
-                "req_mem_mb": job["req_mem_mb"],
-                "req_gpu": job["req_gpu"],
-                "threads": job["threads"],
-            }
-        )
-    return pd.DataFrame(rows).drop_duplicates("job", keep="last")
-
-
-def calibration_rows(
-    workdir: Path, config: Mapping[str, Any], jobs: pd.DataFrame
-) -> list[dict[str, Any]]:
-    """Calibration rows measured by the rehearsal: inference and BM3D s/Mpx from the
-    predictions' ``timing.json`` (compute only), and the data rules' s/Mpx from their benchmark
-    files and manifests where the work outweighs the job's fixed start-up
-    (:data:`~fmdenoise.plan.estimates.FIXED_SECONDS`): at a small scale a data job is all
-    start-up and its per-megapixel rate is not measured, so ``fmdenoise calibrate``'s row stays.
-    Training steps come from ``fmdenoise calibrate`` too: a rehearsal's few steps are dominated
-    by loading and validation."""
-    results = workdir / config["results"]
-    return _data_rule_rows(results, config, jobs) + _inference_rows(results, config, jobs)
-
-
-def _data_rule_rows(
-    results: Path, config: Mapping[str, Any], jobs: pd.DataFrame
-) -> list[dict[str, Any]]:
-    """ingest / patches / metrics s/Mpx where the work outweighs the start-up."""
-    rows: list[dict[str, Any]] = []
-    mpx: dict[str, dict[str, float]] = {}
-    for name in config["datasets"]:
-        m = pd.read_csv(results / "data" / name / "manifest.csv")
-        low = m[m["role"] == "low"]
-        px = (low["height"] * low["width"]) / 1e6
-        mpx[name] = {
-            "all": float((m["height"] * m["width"]).sum()) / 1e6,
-            "train": 2 * float(px[low["split"] != "test"].sum()),
-            "test": 2 * float(px[low["split"] == "test"].sum()),
-        }
-    per = {"ingest": "all", "patches": "train", "metrics": "test"}
-    for rule, part in per.items():
-        sub = jobs[jobs["rule"] == rule]
-        work_s = (sub["seconds"] - FIXED_SECONDS).clip(lower=0).sum()
-        total_mpx = sum(mpx[j.split("/")[-1]][part] for j in sub["job"])
-        if total_mpx and work_s > 2 * FIXED_SECONDS * len(sub):
-            total_s = work_s
-            rows.append(
-                {
-                    "kind": "rule",
-                    "name": rule,
-                    "device_type": "cpu",
-                    "value": total_s / total_mpx,
-                    "unit": "s/Mpx",
-                    "mpx": total_mpx / max(len(sub), 1),
-                    "peak_mem_mb": float(sub["max_rss_mb"].max()),
-                    "source": "rehearsal",
-                }
-            )
-    return rows
-
-
-def _inference_rows(
-    results: Path, config: Mapping[str, Any], jobs: pd.DataFrame
-) -> list[dict[str, Any]]:
-    """Inference and BM3D s/Mpx from the predictions' timing.json, with the job's peak RSS
-    (models only at their published full size, the size the table's rows describe)."""
-    from fmdenoise.plan.measure import FULL_SIZE  # torch: only when needed
-
-    rows: list[dict[str, Any]] = []
-    for timing in sorted((results / "predictions").glob("*/*/timing.json")):
-        t = json.loads(timing.read_text())
-        method = timing.parent.parent.name
-        if method in ("raw",) or method.startswith("provided-"):
-            continue
-        if method.startswith("bm3d"):
-            arch = method
-        else:
-            model = config["models"][method.removesuffix("-zeroshot")]
-            arch = model["arch"]
-            if dict(model.get("kwargs", {})) != FULL_SIZE[arch]:
-                continue  # the table's model rows are for the published sizes (the demo's aren't)
-        job = jobs[jobs["job"] == f"predict/{method}/{timing.parent.name}"]
-        peak = float(job["max_rss_mb"].max()) if len(job) else float("nan")
-        image_px = 1e6 * t["megapixels"] / max(t["images"], 1)
-        tile = None if method.startswith("bm3d") else t["tile"]  # BM3D takes whole images
-        # per megapixel processed: what tiles overlap is counted by the cost model per image
-        overhead = tiling_overhead(image_px, tile, int(t.get("overlap") or 0))
-        rows.append(
-            {
-                "kind": "infer",
-                "name": arch,
-                "device_type": t["device_type"],
-                "device": t["device"],
-                "value": t["seconds_per_megapixel"] / overhead,
-                "unit": "s/Mpx",
-                "tile": tile,
-                "mpx": min(image_px, (tile or np.inf) ** 2) / 1e6,  # held at peak_mem_mb
-                "peak_mem_mb": None if np.isnan(peak) else peak,
-                "threads": t["threads"],
-                "source": f"rehearsal {method}",
-            }
-        )
-    return rows
-
-
-def summarize(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per rule: jobs, the largest measured/requested ratios of runtime and memory."""
-    j = jobs.assign(
-        runtime_ratio=jobs["seconds"] / (60 * jobs["req_runtime_min"]),
-        mem_ratio=jobs["max_rss_mb"] / jobs["req_mem_mb"],
-    )
-    return (
-        j.groupby("rule", sort=False)
-        .agg(
-            jobs=("job", "size"),
-            max_seconds=("seconds", "max"),
-            max_runtime_ratio=("runtime_ratio", "max"),
-            max_rss_mb=("max_rss_mb", "max"),
-            max_mem_ratio=("mem_ratio", "max"),
-            bytes_written=("bytes_written", "sum"),
-        )
-        .reset_index()
-    )
-
-
-def write_measured(
-    workdir: Path, config: Mapping[str, Any], log: str, base_table: Path, stem: str
-) -> Path:
-    """``<stem>.csv`` (per job), ``<stem>_summary.md`` (per rule, measured vs requested) and
-    ``calibration.csv`` (the base table plus the measured rows) in the results folder of a
-    run in ``workdir`` whose Snakemake log is ``log``; returns that folder."""
-    from fmdenoise.plan.calibration import Calibration, write_table
-
-    out = workdir / config["results"]
-    jobs = collect(workdir, log)
-    if jobs.empty:
-        raise FmdenoiseError(f"{workdir}: the Snakemake log names no job with a benchmark file")
-    write_text(out / f"{stem}.csv", jobs.to_csv(index=False))
-    summary = summarize(jobs)
-    batch = config["training"]["batch_size"]
-    text = summary.to_markdown(index=False, floatfmt=".3g")
-    text += f"\n\ntraining batch size in this {stem}: {batch}\n"
-    tiles = {m: inference_tile(dict(config), m) for m in config["models"]}
-    text += f"inference tile per model (px; None = whole image): {tiles}\n"
-    notes = out / NOTES
-    if notes.is_file() and notes.read_text().strip():
-        text += notes.read_text()
-    write_text(out / f"{stem}_summary.md", text)
-    base = Calibration.load(base_table).rows
-    rows = [r for r in base if not str(r.get("source") or "").startswith(stem)]
-    measured = [
-        {**r, "source": str(r["source"]).replace("rehearsal", stem, 1)}
-        for r in calibration_rows(workdir, config, jobs)
-    ]
-    keys = {(r["kind"], r["name"], r["device_type"]) for r in measured}
-    rows = [r for r in rows if (r["kind"], r["name"], r["device_type"]) not in keys] + measured
-    write_table(rows, out / "calibration.csv")
-    return out
-
-
 def write_report(workdir: Path, config: Mapping[str, Any], log: str, base_table: Path) -> Path:
     """The rehearsal's report: ``rehearsal.csv``, ``rehearsal_summary.md`` and
     ``calibration.csv`` (:func:`write_measured`)."""
-    return write_measured(workdir, config, log, base_table, "rehearsal")
+    return measured.write_measured(workdir, config, log, base_table, "rehearsal")

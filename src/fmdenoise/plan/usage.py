@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fmdenoise.errors import FmdenoiseError
-from fmdenoise.plan import rehearsal
+from fmdenoise.plan import measured
 
 
 def snakemake_logs(workdir: Path) -> str:
@@ -41,7 +41,7 @@ def write_efficiency(workdir: str | Path, config: Mapping[str, Any], base_table:
     """Write ``efficiency.csv``, ``efficiency_summary.md`` and ``calibration.csv`` into the
     results folder of ``config`` under ``workdir``; return that folder."""
     workdir = Path(workdir)
-    return rehearsal.write_measured(
+    return measured.write_measured(
         workdir, config, snakemake_logs(workdir), base_table, "efficiency"
     )
 
