@@ -221,10 +221,16 @@ def _rehearse(args: argparse.Namespace) -> None:
     run_args += args.snakemake_arg or []
     if not args.profile:  # jobs run here: whole-image models are tiled to fit this machine
         opts.mem_mb = rehearsal.machine_mem_mb()
+    if args.calibration:  # price with this table as it is
+        table = Path(args.calibration).resolve()
+        opts.overrides = [*opts.overrides, f"planning.calibration={table}"]
+    else:  # on CPU: with this machine's inference rates, measured first
+        opts.calibrate_here = True
     workdir = Path(args.workdir)
     cfg_path, log = rehearsal.run(config, workdir, opts, run_args, site_check=bool(args.profile))
     cfg = load_config(cfg_path)
-    out = rehearsal.write_report(workdir, cfg, log, Path(args.calibration or shipped_table()))
+    base = Path(cfg.get("planning", {}).get("calibration") or shipped_table())
+    out = rehearsal.write_report(workdir, cfg, log, base)
     print((out / "rehearsal_summary.md").read_text())
     print(f"per job: {out / 'rehearsal.csv'}; calibration: {out / 'calibration.csv'}")
 
@@ -299,7 +305,8 @@ def _add_plan(sub: Any) -> None:
         "expected sizes x --scale), serve it and random full-size official checkpoints from "
         "127.0.0.1, run the config unchanged but for those URLs, a short step budget and "
         "--set overrides, then report every job's measured time, memory and bytes against its "
-        "request. On CPU the training batch is cut to 2 unless --keep-batch.",
+        "request. On CPU the training batch is cut to 2 unless --keep-batch, and the jobs are "
+        "priced with this machine's inference rates, measured first (unless --calibration).",
     )
     reh.add_argument("config", nargs="?", default="config.yaml")
     reh.add_argument(
@@ -322,7 +329,12 @@ def _add_plan(sub: Any) -> None:
         help="passed on to snakemake (repeat; e.g. --snakemake-arg=--slurm-no-account)",
     )
     reh.add_argument("--workdir", default=".", help="where results/rehearsal is written")
-    reh.add_argument("--calibration", default=None, help="base calibration table")
+    reh.add_argument(
+        "--calibration",
+        default=None,
+        help="price the jobs with this table as it is (default on CPU: measure this machine's "
+        "inference rates first, ~3 min, and use them)",
+    )
     reh.set_defaults(func=_rehearse)
 
 

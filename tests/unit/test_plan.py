@@ -3,6 +3,7 @@ counts against `snakemake -n`, estimates flagged, and the requests that follow i
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -416,3 +417,91 @@ def test_rehearsal_through_slurm_tiles_to_the_largest_node(monkeypatch, tmp_path
     whole = dataclasses.replace(opts, mem_mb=40000)  # a memory set by the caller is kept
     with pytest.raises(ConfigError, match="predict: a job asks for 2 CPUs, 35342 MB"):
         rehearsal.check_site(config, whole, tmp_path)
+
+
+def test_cpu_rehearsal_prices_its_jobs_with_this_machines_rates(tmp_path, monkeypatch):
+    """A CPU rehearsal on a machine slower than the calibration table's (measured: 1.45x) would
+    outrun its predict requests: with ``calibrate_here`` it first measures this machine's
+    inference rates (the config's architectures and BM3D; the measurement processes are faked
+    here at 1.5x the shipped rates), writes the shipped table with those rows replaced, prices
+    the rehearsal with it (planning.calibration of the rehearsal config) and says so in its
+    notes; the other rows of the table are kept."""
+    from fmdenoise.plan import measure, rehearsal
+    from fmdenoise.plan.estimates import CostModel
+
+    shipped = Calibration.load(None)
+    asked = []
+
+    def fake_measurement(args, timeout=3600):
+        asked.append(args[0] if args[0] == "bm3d" else args[2])
+        name = "bm3d" if args[0] == "bm3d" else args[2]
+        value = 1.5 * shipped.infer(name, "cpu").value
+        return [{"kind": "infer", "name": name, "device_type": "cpu", "device": "cpu",
+                 "value": value, "unit": "s/Mpx", "mpx": 0.262144}]  # fmt: skip
+
+    monkeypatch.setattr(measure, "run_measurement", fake_measurement)
+    config = load_config(ROOT / "config.yaml")
+    table, notes = rehearsal.calibrate_machine(config, tmp_path / "machine.csv", progress=str)
+    archs = sorted({m["arch"] for m in config["models"].values()})
+    assert sorted(asked) == sorted([*archs, "bm3d"])
+    here = Calibration.load(table)
+    for name in [*archs, "bm3d"]:
+        slower = 1.5 * shipped.infer(name, "cpu").value
+        assert here.infer(name, "cpu").value == pytest.approx(slower, rel=1e-5)  # 6 digits
+    assert len(notes) == len(archs) + 1 and all("(1.50x)" in n for n in notes)
+
+    def others(table):
+        keep = [r for r in table.rows if r["kind"] != "infer" or r["device_type"] != "cpu"]
+        return [(r["kind"], r["name"], r["device_type"], r["value"]) for r in keep]
+
+    assert others(here) == others(shipped)
+    cfg = rehearsal.rehearsal_config(config, "http://x", rehearsal.reduced_options())
+    before = CostModel(cfg, shipped).predict("kbnet", "model", 1.0, 512 * 512, "cpu", 2)
+    after = CostModel(cfg, here).predict("kbnet", "model", 1.0, 512 * 512, "cpu", 2)
+    assert after.seconds - 10 == pytest.approx(1.5 * (before.seconds - 10), rel=1e-5)
+
+    # run(): measured before the rehearsal config is written, which then prices with it
+    render = lambda c, d, u, o: rehearsal.rehearsal_config(c, u, o)  # noqa: E731 (no files)
+    monkeypatch.setattr(rehearsal, "prepare", render)
+    monkeypatch.setattr(rehearsal, "serve", lambda d: contextlib.nullcontext("http://x"))
+    done = subprocess.CompletedProcess([], 0, "", "")
+    monkeypatch.setattr(rehearsal.subprocess, "run", lambda *a, **k: done)
+    opts = dataclasses.replace(rehearsal.reduced_options(), calibrate_here=True)
+    cfg_path, _ = rehearsal.run(config, tmp_path / "work", opts)
+    results = tmp_path / "work" / "results" / "rehearsal"
+    written = yaml.safe_load(cfg_path.read_text())
+    assert written["planning"]["calibration"] == str((results / rehearsal.MACHINE_TABLE).resolve())
+    assert "(1.50x)" in (results / "rehearsal_notes.txt").read_text()
+
+
+def test_rehearse_command_measures_here_unless_given_a_table(tmp_path, monkeypatch):
+    """`fmdenoise rehearse` on CPU measures this machine's rates first; `--calibration TABLE`
+    prices with TABLE as it is (no measuring), and the report starts from that table."""
+    from fmdenoise.plan import rehearsal
+
+    seen = {}
+
+    def fake_run(config, workdir, opts, run_args, site_check=False):
+        seen["opts"] = opts
+        cfg = rehearsal.rehearsal_config(config, "http://x", opts)
+        path = tmp_path / "rehearsal.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path, ""
+
+    def fake_report(workdir, cfg, log, base):
+        seen["base"] = base
+        (tmp_path / "rehearsal_summary.md").write_text("summary\n")
+        return tmp_path
+
+    monkeypatch.setattr(rehearsal, "run", fake_run)
+    monkeypatch.setattr(rehearsal, "write_report", fake_report)
+    config = str(ROOT / "config.yaml")
+    main(["rehearse", config, "--reduced", "--workdir", str(tmp_path)])
+    assert seen["opts"].calibrate_here
+    assert not any(o.startswith("planning.calibration=") for o in seen["opts"].overrides)
+    table = tmp_path / "mine.csv"
+    write_table(Calibration.load(None).rows, table)
+    main(["rehearse", config, "--reduced", "--workdir", str(tmp_path), "--calibration", str(table)])
+    assert not seen["opts"].calibrate_here
+    assert f"planning.calibration={table.resolve()}" in seen["opts"].overrides
+    assert seen["base"] == table.resolve()

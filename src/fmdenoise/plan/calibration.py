@@ -193,6 +193,16 @@ def _estimate_note() -> str:
     )
 
 
+def replace_rows(
+    rows: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """``rows`` without those of any (kind, name, device_type) that ``new`` has, then ``new``:
+    a table updated with fresher measurements."""
+    keys = {(r["kind"], r["name"], r["device_type"]) for r in new}
+    kept = [dict(r) for r in rows if (r["kind"], r["name"], r["device_type"]) not in keys]
+    return kept + [dict(r) for r in new]
+
+
 def write_table(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
     """Write calibration rows as CSV (atomically), columns in :data:`COLUMNS` order."""
     lines = [",".join(COLUMNS)]

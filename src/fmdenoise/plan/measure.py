@@ -289,6 +289,22 @@ def calibrate(
             jobs[-1] += ["--device", device]
     if not cuda:
         jobs += [["bm3d", "--size", str(infer_size)], ["rules", "--size", "1024", "--pairs", "2"]]
+    return run_measurements(jobs, progress)
+
+
+def calibrate_inference(
+    archs: Sequence[str], *, size: int = 512, progress: Any = print
+) -> list[dict[str, Any]]:
+    """This machine's CPU inference rows: each of ``archs`` at full size and BM3D on a
+    ``size`` x ``size`` image, as :func:`calibrate` measures them (what a CPU rehearsal prices
+    its predict jobs with: a machine slower than the shipped table's would outrun them)."""
+    jobs = [["infer", "--arch", a, "--size", str(size), "--device", "cpu"] for a in archs]
+    return run_measurements([*jobs, ["bm3d", "--size", str(size)]], progress)
+
+
+def run_measurements(jobs: Sequence[Sequence[str]], progress: Any = print) -> list[dict[str, Any]]:
+    """Run each measurement in its own process, one after the other; their rows, marked
+    ``measured``. ``progress`` gets one line per measurement."""
     rows: list[dict[str, Any]] = []
     for job in jobs:
         start = time.perf_counter()

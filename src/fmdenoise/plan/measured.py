@@ -24,7 +24,7 @@ from fmdenoise.config import inference_tile
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.tiling import tiling_overhead
 from fmdenoise.io import write_text
-from fmdenoise.plan.calibration import Calibration, write_table
+from fmdenoise.plan.calibration import Calibration, replace_rows, write_table
 from fmdenoise.plan.estimates import FIXED_SECONDS
 
 #: what a rehearsal changed to fit the machine (written beside its report, added to the summary)
@@ -230,9 +230,7 @@ def write_measured(
         {**r, "source": str(r["source"]).replace("rehearsal", stem, 1)}
         for r in calibration_rows(workdir, config, jobs)
     ]
-    keys = {(r["kind"], r["name"], r["device_type"]) for r in measured}
-    rows = [r for r in rows if (r["kind"], r["name"], r["device_type"]) not in keys] + measured
-    write_table(rows, out / "calibration.csv")
+    write_table(replace_rows(rows, measured), out / "calibration.csv")
     return out
 
 

@@ -35,7 +35,7 @@ from fmdenoise.config import inference_tile, validate
 from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.io import write_text
 from fmdenoise.plan import measured
-from fmdenoise.plan.calibration import Calibration
+from fmdenoise.plan.calibration import Calibration, replace_rows, write_table
 from fmdenoise.plan.estimates import CostModel, request
 from fmdenoise.plan.measured import NOTES
 from fmdenoise.plan.rehearsal_source import scaled_size, write_checkpoint, write_dataset_archive
@@ -44,6 +44,8 @@ from fmdenoise.plan.site import DEFAULT, partition_limits, partition_nodes, rule
 from fmdenoise.plan.sizes import dataset_sizes
 
 CPU_BATCH = 2
+#: the calibration table a CPU rehearsal measures here before it runs (in its results folder)
+MACHINE_TABLE = "calibration-machine.csv"
 #: tiles :func:`fit_tiles` tries are multiples of this
 TILE_STEP = 256
 
@@ -60,6 +62,8 @@ class Options:
     overrides: Sequence[str] = ()  # "dotted.key=yaml value"
     results: str = "results/rehearsal"
     mem_mb: int | None = None  # the memory a job can have (a local CPU run: the machine's)
+    # a CPU rehearsal: measure this machine's inference rates first and price with them
+    calibrate_here: bool = False
 
 
 def reduced_options() -> Options:
@@ -190,6 +194,34 @@ def fit_to_memory(cfg: dict[str, Any], opts: Options) -> list[str]:
     return fit_tiles(cfg, opts.mem_mb) if opts.cpu_batch is not None and opts.mem_mb else []
 
 
+def calibrate_machine(
+    config: Mapping[str, Any], out: Path, progress: Any = print
+) -> tuple[Path, list[str]]:
+    """Measure this machine's CPU inference rates (the config's architectures at full size,
+    and BM3D; :func:`~fmdenoise.plan.measure.calibrate_inference`) and write ``out``: the
+    config's calibration table (``planning.calibration``, else the shipped one) with those rows
+    replaced. Returns ``out`` and one note per rate that differs from the table's by more than
+    10 %. Without it a CPU rehearsal on a machine slower than the table's prices its predict
+    jobs too short (measured: a machine 1.45x slower than the shipped table's ran Restormer's
+    predict job to 1.01 of its request)."""
+    from fmdenoise.plan.measure import FULL_SIZE, calibrate_inference  # torch: only here
+
+    base = Calibration.load(config.get("planning", {}).get("calibration"))
+    archs = sorted({m["arch"] for m in config["models"].values()} & set(FULL_SIZE))
+    rows = calibrate_inference(archs, progress=progress)
+    write_table(replace_rows(base.rows, rows), out)
+    notes = []
+    for row in rows:
+        before = base.infer(row["name"], "cpu").value
+        if abs(row["value"] / before - 1) > 0.1:
+            notes.append(
+                f"{row['name']}: inference {row['value']:.4g} s/Mpx on this machine, "
+                f"{before:.4g} in the calibration table ({row['value'] / before:.2f}x): "
+                f"this rehearsal's requests use this machine's rates ({out.name})"
+            )
+    return out, notes
+
+
 def prepare(
     config: Mapping[str, Any], serve_dir: Path, base_url: str, opts: Options
 ) -> dict[str, Any]:
@@ -260,14 +292,23 @@ def run(
     site_check: bool = False,
 ) -> tuple[Path, str]:
     """Prepare, serve, run Snakemake to the end; returns (rehearsal config path, its log).
-    ``site_check`` (through a SLURM profile): :func:`check_site` first."""
+    A CPU rehearsal with ``opts.calibrate_here`` first measures this machine's inference rates
+    and prices its jobs with them (:func:`calibrate_machine`); ``site_check`` (through a SLURM
+    profile): :func:`check_site` before and after that."""
     workdir.mkdir(parents=True, exist_ok=True)
-    if site_check:
+    if site_check:  # before minutes of measuring: a site that cannot run the jobs at all
         opts = check_site(config, opts, workdir)
+    notes: list[str] = []
+    if opts.calibrate_here and opts.cpu_batch is not None:
+        table, notes = calibrate_machine(config, workdir / opts.results / MACHINE_TABLE)
+        calibration = f"planning.calibration={table.resolve()}"
+        opts = dataclasses.replace(opts, overrides=[*opts.overrides, calibration])
+        if site_check:  # the requests at this machine's rates
+            opts = check_site(config, opts, workdir)
     serve_dir = workdir / "rehearsal-served"
     with serve(serve_dir) as url:
         cfg = prepare(config, serve_dir, url, opts)
-        notes = fit_to_memory(cfg, opts)
+        notes += fit_to_memory(cfg, opts)
         write_text(workdir / cfg["results"] / NOTES, "".join(f"{n}\n" for n in notes))
         cfg_path = workdir / "rehearsal.yaml"
         write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
