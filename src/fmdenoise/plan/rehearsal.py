@@ -202,8 +202,7 @@ def calibrate_machine(
     config's calibration table (``planning.calibration``, else the shipped one) with those rows
     replaced. Returns ``out`` and one note per rate that differs from the table's by more than
     10 %. Without it a CPU rehearsal on a machine slower than the table's prices its predict
-    jobs too short (measured: a machine 1.45x slower than the shipped table's ran Restormer's
-    predict job to 1.01 of its request)."""
+    jobs too short."""
     from fmdenoise.plan.measure import FULL_SIZE, calibrate_inference  # torch: only here
 
     base = Calibration.load(config.get("planning", {}).get("calibration"))
