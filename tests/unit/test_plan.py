@@ -420,8 +420,8 @@ def test_rehearsal_through_slurm_tiles_to_the_largest_node(monkeypatch, tmp_path
 
 
 def test_cpu_rehearsal_prices_its_jobs_with_this_machines_rates(tmp_path, monkeypatch):
-    """A CPU rehearsal on a machine slower than the calibration table's (measured: 1.45x) would
-    outrun its predict requests: with ``calibrate_here`` it first measures this machine's
+    """A CPU rehearsal on a machine slower than the calibration table's would outrun its
+    predict requests: with ``calibrate_here`` it first measures this machine's
     inference rates (the config's architectures and BM3D; the measurement processes are faked
     here at 1.5x the shipped rates), writes the shipped table with those rows replaced, prices
     the rehearsal with it (planning.calibration of the rehearsal config) and says so in its
@@ -433,8 +433,8 @@ def test_cpu_rehearsal_prices_its_jobs_with_this_machines_rates(tmp_path, monkey
     asked = []
 
     def fake_measurement(args, timeout=3600):
-        asked.append(args[0] if args[0] == "bm3d" else args[2])
         name = "bm3d" if args[0] == "bm3d" else args[2]
+        asked.append(name)
         value = 1.5 * shipped.infer(name, "cpu").value
         return [{"kind": "infer", "name": name, "device_type": "cpu", "device": "cpu",
                  "value": value, "unit": "s/Mpx", "mpx": 0.262144}]  # fmt: skip
