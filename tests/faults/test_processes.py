@@ -52,14 +52,22 @@ def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], what: str) -> N
     proc.wait(timeout=60)
 
 
-def running(script: str) -> bool:
-    """A job process of ``script`` (snakemake's copy ``.snakemake/scripts/tmp*.<script>``)."""
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+def running(script: str, work: Path) -> bool:
+    """A job process of ``script`` (snakemake's copy ``.snakemake/scripts/tmp*.<script>``)
+    started by the snakemake run in ``work``: its working directory is ``work``. Other tests
+    run jobs of the same scripts at the same time (the SLURM tests beside these), and a
+    match on the name alone once let the second run below start before the first had taken
+    the lock."""
+    here = os.path.realpath(work)
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            args = cmdline.read_bytes().split(b"\0")
-        except OSError:  # the process ended meanwhile
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:  # the process ended meanwhile, or is not ours to read
             continue
-        if any(a.endswith(f".{script}".encode()) and b".snakemake/scripts" in a for a in args):
+        if cwd == here and any(
+            a.endswith(f".{script}".encode()) and b".snakemake/scripts" in a for a in args
+        ):
             return True
     return False
 
@@ -75,7 +83,7 @@ def test_sigkill_during_training(reduced_demo, long_cell, tmp_path, guard):
     guard.watch(work / "results")
     proc = start(work, config, f"{CELL}/model.pt")
     run = work / CELL
-    kill_when(proc, lambda: (run / "last.pt").exists() and running("train.py"), "last.pt")
+    kill_when(proc, lambda: (run / "last.pt").exists() and running("train.py", work), "last.pt")
     assert not (run / "model.pt").exists()  # killed mid-job
     snakemake(work, "--unlock", config=config)
     out = snakemake(work, f"{CELL}/model.pt", config=config)
@@ -107,7 +115,7 @@ def test_sigkill_during_prediction(reduced_demo, tmp_path, guard):
 
     def partly_written() -> bool:
         tmp = list(pred.parent.glob(".actin-demo.tmp-*/*.tif"))
-        return bool(tmp) and running("predict.py")
+        return bool(tmp) and running("predict.py", work)
 
     kill_when(proc, partly_written, "a half-written prediction folder")
     assert not pred.exists() and list(pred.parent.glob(".actin-demo.tmp-*"))
@@ -133,7 +141,7 @@ def test_sigkill_during_table_job(reduced_demo, tmp_path, guard):
         (work / f"results/demo/tables/main.{ext}").unlink(missing_ok=True)
     guard.watch(work / "results")
     proc = start(work, config, "results/demo/tables/main.md")
-    kill_when(proc, lambda: running("table_main.py"), "the table job")
+    kill_when(proc, lambda: running("table_main.py", work), "the table job")
     assert not (work / "results/demo/tables/main.md").exists()
     snakemake(work, "--unlock", config=config)
     again = snakemake(work, "results/demo/tables/main.md", config=config)
@@ -152,7 +160,7 @@ def test_second_snakemake_on_the_same_folder_is_refused(reduced_demo, long_cell,
     proc = start(work, config, f"{CELL}/model.pt")
     try:
         deadline = time.monotonic() + 300
-        while not running("train.py"):
+        while not running("train.py", work):
             assert time.monotonic() < deadline and proc.poll() is None, "train job never seen"
             time.sleep(0.05)
         guard.watch(work / "results/demo/data")
