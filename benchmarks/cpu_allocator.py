@@ -25,15 +25,12 @@ median s/Mpx per variant and its ratio to ``no-thp``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from fmdenoise.plan.measure import run_measurement
+
 HUGE = str(1 << 40)
 #: variant: extra environment of the measuring process. fmdenoise sets THP_MEM_ALLOC_ENABLE=1
 #: unless it is set (fmdenoise/__init__.py), so the others set it to 0.
@@ -49,18 +46,12 @@ VARIANTS: dict[str, dict[str, str]] = {
 
 
 def run_once(arch: str, size: int, tile: int, extra: dict[str, str]) -> dict[str, float]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "THP_MEM_ALLOC_ENABLE")
-    }
-    env |= {"PYTHONPATH": str(ROOT / "src"), **extra}
-    cmd = [sys.executable, "-m", "fmdenoise.plan.measure", "infer", "--arch", arch]
-    cmd += ["--size", str(size), "--tile", str(tile), "--device", "cpu"]
+    drop = ("GLIBC_TUNABLES", "THP_MEM_ALLOC_ENABLE")
+    env = {k: v for k, v in os.environ.items() if k not in drop} | extra
+    args = ["infer", "--arch", arch, "--size", str(size), "--tile", str(tile), "--device", "cpu"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    row = run_measurement(args, env=env)[0]
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} ({extra}) failed:\n{proc.stderr[-2000:]}")
-    row = json.loads(proc.stdout.strip().splitlines()[-1])[0]
     return {
         "s_per_mpx": row["value"],
         "user_s": after.ru_utime - before.ru_utime,

@@ -24,7 +24,6 @@ figure near 200 % rules a slowdown out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -33,36 +32,21 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from fmdenoise.plan.measure import run_measurement
+
+#: full-size DRUNet in the study's 512 px tiles
+MEASURE = ["infer", "--arch", "drunet", "--tile", "512", "--device", "cpu"]
 
 
-def measure_command(size: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "fmdenoise.plan.measure",
-        "infer",
-        "--arch",
-        "drunet",
-        "--size",
-        str(size),
-        "--tile",
-        "512",
-        "--device",
-        "cpu",
-    ]
-
-
-def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+def run_once(
+    size: int, env: dict[str, str] | None, prefix: list[str]
+) -> tuple[float, float, float]:
     """(s/Mpx reported by the measurement, wall seconds, CPU use of the child in %)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    rate = run_measurement([*MEASURE, "--size", str(size)], env=env, prefix=prefix)[0]["value"]
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    rate = json.loads(proc.stdout.strip().splitlines()[-1])[0]["value"]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return rate, wall, 100 * cpu / wall
 
@@ -86,27 +70,23 @@ def main() -> None:
     p.add_argument("--no-slurm", action="store_true", help="skip the srun mode")
     a = p.parse_args()
     cores = os.cpu_count() or 1
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    cmd = measure_command(a.size)
-    modes: dict[str, list[str] | None] = {"direct": cmd}
+    modes: dict[str, list[str]] = {"direct": []}  # mode: launcher before the command
     senv = None if a.no_slurm else slurm_env()
     if senv is not None:
-        senv["PYTHONPATH"] = env["PYTHONPATH"]
-        srun = ["srun", "--quiet", "-N1", "-n1", f"--cpus-per-task={cores}", "--mem=4000"]
-        modes["slurm"] = [*srun, *cmd]
+        modes["slurm"] = ["srun", "--quiet", "-N1", "-n1", f"--cpus-per-task={cores}", "--mem=4000"]
     elif not a.no_slurm:
         print("(no running SLURM test cluster: tests/slurm/cluster.sh start; slurm mode skipped)")
-    modes["direct+1 busy"] = cmd
+    modes["direct+1 busy"] = []
     rates: dict[str, list[float]] = {m: [] for m in modes}
     print(f"DRUNet full size, {a.size}x{a.size} in 512 px tiles, {cores} cores, {a.rounds} rounds")
     print(f"{'mode':>14} {'round':>5} {'s/Mpx':>8} {'wall s':>7} {'CPU %':>6}")
     for r in range(a.rounds):
-        for mode, mode_cmd in modes.items():
+        for mode, prefix in modes.items():
             busy = None
             if mode.endswith("busy"):
                 busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
             try:
-                rate, wall, cpu = run_once(mode_cmd, senv if mode == "slurm" else env)
+                rate, wall, cpu = run_once(a.size, senv if mode == "slurm" else None, prefix)
             finally:
                 if busy is not None:
                     busy.kill()

@@ -242,13 +242,22 @@ def _child(argv: Sequence[str]) -> None:
     print(json.dumps([{**base, **r, "peak_mem_mb": round(peak, 1)} for r in rows]))
 
 
-def run_measurement(args: Sequence[str], timeout: float = 3600) -> list[dict[str, Any]]:
-    """One measurement in a fresh process (clean peak memory); its rows."""
+def run_measurement(
+    args: Sequence[str],
+    timeout: float = 3600,
+    *,
+    env: Mapping[str, str] | None = None,
+    prefix: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """One measurement in a fresh process (clean peak memory); its rows. ``env``: the
+    process's environment (default: this one's); ``prefix``: a launcher before the command,
+    e.g. ``srun ...`` (benchmarks/slurm_overhead.py)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "fmdenoise.plan.measure", *args],
+        [*prefix, sys.executable, "-m", "fmdenoise.plan.measure", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=None if env is None else dict(env),
         check=False,
     )
     if proc.returncode != 0:
