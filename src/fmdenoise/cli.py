@@ -187,15 +187,10 @@ def _plan(args: argparse.Namespace) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> None:
-    from fmdenoise.plan.calibration import Calibration, shipped_table, write_table
-    from fmdenoise.plan.measure import calibrate
+    from fmdenoise.plan.measure import calibrate_table
 
-    rows = calibrate(args.device, progress=lambda m: print(m, file=sys.stderr, flush=True))
-    if args.append:
-        kept = [r for r in Calibration.load(args.append).rows if r["device_type"] != args.device]
-        rows = kept + rows
-    write_table(rows, args.output or shipped_table())
-    print(args.output or shipped_table())
+    progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    print(calibrate_table(args.device, args.output, args.append, args.budget, progress))
 
 
 def _rehearse(args: argparse.Namespace) -> None:
@@ -297,6 +292,15 @@ def _add_plan(sub: Any) -> None:
     cal.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     cal.add_argument("-o", "--output", default=None, help="CSV to write (default: shipped table)")
     cal.add_argument("--append", default=None, help="keep this table's rows of other device types")
+    cal.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop starting measurements after SECONDS, skip any that fail or overrun, and keep "
+        "the rows measured (the table is rewritten after each measurement); CUDA measures the "
+        "study's default variants first",
+    )
     cal.set_defaults(func=_calibrate)
     reh = sub.add_parser(
         "rehearse",

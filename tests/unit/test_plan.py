@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import itertools
 import json
 import re
 import subprocess
@@ -505,3 +506,49 @@ def test_rehearse_command_measures_here_unless_given_a_table(tmp_path, monkeypat
     assert not seen["opts"].calibrate_here
     assert f"planning.calibration={table.resolve()}" in seen["opts"].overrides
     assert seen["base"] == table.resolve()
+
+
+def test_calibration_with_a_budget_keeps_what_it_measured(tmp_path, monkeypatch):
+    """A GPU node's time limit: a failing measurement is skipped, none starts after the budget,
+    the table holds every row measured so far after each measurement, and the rows of other
+    device types and the device-independent FLOP counts are merged, not duplicated."""
+    from fmdenoise.plan import measure
+
+    def fake(job, timeout):
+        if job[0] == "boom":
+            raise RuntimeError("measurement boom failed:\nValueError: no such thing")
+        row = {"kind": job[0], "name": job[1], "device_type": job[2], "value": 1.0}
+        return [{**row, "unit": "s", "device": "fake"}]
+
+    clock = itertools.chain([0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], itertools.repeat(50.0))
+    monkeypatch.setattr(measure, "run_measurement", fake)
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: next(clock))
+    saved, lines = [], []
+    jobs = [["train", "a", "cuda"], ["boom"], ["flops", "a", "cpu"], ["infer", "a", "cuda"]]
+    rows = measure.run_measurements(
+        jobs, lines.append, budget_s=10, on_rows=lambda r: saved.append(len(r))
+    )
+    assert [r["kind"] for r in rows] == ["train", "flops"]
+    assert saved == [1, 2]
+    assert "skipped (ValueError: no such thing)" in lines[1]
+    assert "not started (budget of 10 s spent)" in lines[3]
+    with pytest.raises(RuntimeError, match="boom"):  # without a budget a failure is an error
+        measure.run_measurements([["boom"]], lines.append)
+
+    old = tmp_path / "old.csv"
+    write_table(
+        [
+            {"kind": "flops", "name": "a", "device_type": "cpu", "value": 2.0},
+            {"kind": "train", "name": "a", "device_type": "cpu", "value": 9.0},
+            {"kind": "train", "name": "a", "device_type": "cuda", "value": 7.0},
+        ],
+        old,
+    )
+    fresh = [
+        {"kind": "flops", "name": "a", "device_type": "cpu", "value": 2.0},
+        {"kind": "train", "name": "a", "device_type": "cuda", "value": 1.0},
+    ]
+    monkeypatch.setattr(measure, "calibrate", lambda *a, **k: fresh)
+    out = measure.calibrate_table("cuda", tmp_path / "new.csv", old, 10, print)
+    got = [(r["kind"], r["device_type"], float(r["value"])) for r in Calibration.load(out).rows]
+    assert sorted(got) == [("flops", "cpu", 2.0), ("train", "cpu", 9.0), ("train", "cuda", 1.0)]

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -272,33 +272,76 @@ def calibrate(
     batch: int | None = None,
     patch: int = 128,
     infer_size: int = 512,
-    steps: int = 3,
+    steps: int | None = None,
     progress: Any = print,
+    budget_s: float | None = None,
+    on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every calibration row for this machine's ``device``: FLOPs, a training step per
     architecture (on CPU at batch 2, the most a 24 GB machine fits for full-size Restormer; on
     CUDA at batch 8 in fp32 and bf16), inference s/Mpx per architecture and BM3D, and the data
-    rules. Each measurement runs in its own process."""
+    rules. Each measurement runs in its own process.
+
+    On CUDA the measurements run in the order the plan needs them (the default training
+    variant, bf16 channels_last, and inference first; fp32, NCHW and ``torch.compile`` last), so
+    that a ``budget_s`` (a GPU node's time limit) cuts the least useful ones; ``on_rows`` gets
+    the rows so far after every measurement (write them: a killed calibration keeps them)."""
     cuda = device == "cuda"
+    steps = steps or (10 if cuda else 3)
     jobs: list[list[str]] = [["flops", "--arch", a] for a in archs]
-    for arch in archs:
+
+    def train(arch: str, *variant: str) -> list[str]:
         b = batch or (8 if cuda or arch == "care_unet" else 2)
-        base = ["train", "--arch", arch, "--batch", str(b), "--patch", str(patch)]
-        base += ["--steps", str(steps), "--device", device]
-        for precision in ("fp32", "bf16") if cuda else ("fp32",):
-            jobs.append([*base, "--precision", precision])
-        if cuda:  # the variants the study can switch: NCHW, and torch.compile (bf16)
-            jobs += [[*base, "--precision", "bf16", "--nchw"]]
-            jobs += [[*base, "--precision", "bf16", "--compile"]]
-    for arch in archs:
+        job = ["train", "--arch", arch, "--batch", str(b), "--patch", str(patch)]
+        return [*job, "--steps", str(steps), "--device", device, *variant]
+
+    def infer(arch: str, *variant: str) -> list[str]:
         size = 2048 if cuda else infer_size
-        jobs.append(["infer", "--arch", arch, "--size", str(size), "--device", device])
-        if cuda:  # the study's tiled inference as well
-            jobs.append(["infer", "--arch", arch, "--size", str(size), "--tile", "512"])
-            jobs[-1] += ["--device", device]
-    if not cuda:
+        return ["infer", "--arch", arch, "--size", str(size), "--device", device, *variant]
+
+    if cuda:
+        jobs += [train(a, "--precision", "bf16") for a in archs]
+        jobs += [infer(a) for a in archs]
+        jobs += [infer(a, "--tile", "512") for a in archs]  # the study's tiled inference
+        jobs += [train(a, "--precision", "fp32") for a in archs]
+        jobs += [train(a, "--precision", "bf16", "--nchw") for a in archs]
+        jobs += [train(a, "--precision", "bf16", "--compile") for a in archs]
+    else:
+        jobs += [train(a, "--precision", "fp32") for a in archs]
+        jobs += [infer(a) for a in archs]
         jobs += [["bm3d", "--size", str(infer_size)], ["rules", "--size", "1024", "--pairs", "2"]]
-    return run_measurements(jobs, progress)
+    return run_measurements(jobs, progress, budget_s=budget_s, on_rows=on_rows)
+
+
+def calibrate_table(
+    device: str,
+    output: str | Path | None = None,
+    append: str | Path | None = None,
+    budget_s: float | None = None,
+    progress: Any = print,
+) -> Path:
+    """``fmdenoise calibrate``: measure ``device`` (:func:`calibrate`) and write the table to
+    ``output`` (default: the shipped one), keeping ``append``'s rows of other device types. The
+    table is rewritten after every measurement, so a calibration killed on a time-limited node
+    keeps what it measured."""
+    from fmdenoise.plan.calibration import (
+        Calibration,
+        replace_rows,
+        shipped_table,
+        write_table,
+    )
+
+    path = Path(output or shipped_table())
+    kept = (
+        [r for r in Calibration.load(append).rows if r["device_type"] != device] if append else []
+    )
+
+    def save(rows: list[dict[str, Any]]) -> None:
+        # the FLOP and parameter counts are device-independent rows: the new ones replace them
+        write_table(replace_rows(kept, rows), path)
+
+    save(calibrate(device, progress=progress, budget_s=budget_s, on_rows=save))
+    return path
 
 
 def calibrate_inference(
@@ -311,13 +354,36 @@ def calibrate_inference(
     return run_measurements([*jobs, ["bm3d", "--size", str(size)]], progress)
 
 
-def run_measurements(jobs: Sequence[Sequence[str]], progress: Any = print) -> list[dict[str, Any]]:
+def run_measurements(
+    jobs: Sequence[Sequence[str]],
+    progress: Any = print,
+    *,
+    budget_s: float | None = None,
+    on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run each measurement in its own process, one after the other; their rows, marked
-    ``measured``. ``progress`` gets one line per measurement."""
+    ``measured``. ``progress`` gets one line per measurement.
+
+    Without ``budget_s`` a failing measurement raises. With it, no measurement starts after
+    ``budget_s`` seconds, each is killed at what is left of it, and one that fails or is killed
+    is reported through ``progress`` and skipped: the rows measured so far are the result (what
+    a GPU node with a time limit should keep). ``on_rows`` gets the rows after each success."""
     rows: list[dict[str, Any]] = []
+    start_all = time.perf_counter()
     for job in jobs:
+        left = None if budget_s is None else budget_s - (time.perf_counter() - start_all)
+        if left is not None and left <= 0:
+            progress(f"{' '.join(job)}: not started (budget of {budget_s:.0f} s spent)")
+            continue
         start = time.perf_counter()
-        new = run_measurement(job)
+        try:
+            new = run_measurement(job, timeout=3600 if left is None else left)
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            if budget_s is None:
+                raise
+            reason = "killed at the budget" if isinstance(err, subprocess.TimeoutExpired) else err
+            progress(f"{' '.join(job)}: skipped ({str(reason).strip().splitlines()[-1]})")
+            continue
         for row in new:
             row["source"] = "measured"
         rows += new
@@ -325,6 +391,8 @@ def run_measurements(jobs: Sequence[Sequence[str]], progress: Any = print) -> li
             f"{' '.join(job)}: {new[0]['value']:.4g} {new[0]['unit']} "
             f"({time.perf_counter() - start:.0f} s)"
         )
+        if on_rows is not None:
+            on_rows(rows)
     return rows
 
 
