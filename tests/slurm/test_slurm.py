@@ -162,6 +162,11 @@ def test_job_failing_for_good_keeps_other_results_and_rerun_resumes(
     assert (failed_dir / "last.pt").is_file() and not (failed_dir / "run.json").exists()
     after = digests(work / "results" / "demo")
     assert {k: v for k, v in after.items() if k in before} == before  # inputs untouched
+    # the failed job's own log (not only SLURM's output file) says why, traceback included
+    failed_loss = "mae" if "/mae/" in failed[0] else "ssim"
+    lines = [x for x in train_log(work, failed_loss).read_text().splitlines() if x]
+    assert "Traceback (most recent call last)" in "\n".join(lines)
+    assert re.match(r"fmdenoise\.train\.loop\.PreemptedError: signal 15 at step \d+", lines[-1])
     # the rerun (here on the local executor) continues the failed cell from its last.pt
     snakemake(work, *targets, config=config)
     loss = "mae" if "/mae/" in failed[0] else "ssim"

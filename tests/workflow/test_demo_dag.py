@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -63,6 +64,34 @@ def test_rerun_does_nothing_and_patch_change_reruns_only_patches(demo_run, tmp_p
     changed.write_text(yaml.safe_dump(cfg))
     dry = snakemake(demo_run, "-n", *targets, config=changed)
     assert job_counts(dry.stdout + dry.stderr) == {"patches": 3}
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_parallel_bm3d_in_a_snakemake_job_equals_serial(demo_run, tmp_path):
+    """The real study's BM3D jobs (predict: cpus 8, many test images) through the rule's own
+    script: with 2 threads and 8 test images the job runs a process pool whose children must
+    not re-run the script (they did: NameError 'snakemake', BrokenProcessPool, empty log). Its
+    images equal the serial run's (to float32 rounding: one thread per worker)."""
+    from fmdenoise.evaluate.predict import predict_dataset
+    from fmdenoise.io import read_image
+
+    for method in ("bm3d", "bm3d-vst"):
+        target = f"results/demo/predictions/{method}/nucleus-demo"
+        snakemake(demo_run, target, "--set-threads", "predict=2")
+        timing = json.loads((demo_run / target / "timing.json").read_text())
+        assert timing["workers"] == 2 and timing["images"] == 8
+        data = demo_run / "results" / "demo" / "data" / "nucleus-demo"
+        norm = yaml.safe_load(DEMO.read_text())["normalization"]
+        predict_dataset({"kind": method}, data, tmp_path / method, norm)
+        names = sorted(p.name for p in (tmp_path / method).glob("*.tif"))
+        assert len(names) == 8
+        for name in names:
+            np.testing.assert_allclose(
+                read_image(demo_run / target / name),
+                read_image(tmp_path / method / name),
+                rtol=1e-5,
+            )
 
 
 @pytest.mark.slow

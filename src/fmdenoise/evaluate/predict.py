@@ -14,10 +14,8 @@ the inference side of the cost table.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from fmdenoise.data.ingest import read_manifest
 from fmdenoise.data.normalize import denormalize, normalize_percentile
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.inference import denoise_array
+from fmdenoise.evaluate.processes import process_map
 from fmdenoise.evaluate.vst import estimate_noise, gat, inverse_gat
 from fmdenoise.io import atomic_dir, read_image, write_json, write_tiff
 from fmdenoise.models import count_parameters
@@ -70,13 +69,14 @@ def _bm3d_file(path: Path, kind: str, low: float, high: float) -> np.ndarray:
 def parallel_bm3d(
     paths: Sequence[Path], norm: Mapping[str, Any], workers: int, kind: str = "bm3d"
 ) -> Iterator[np.ndarray]:
-    """BM3D (``kind`` bm3d or bm3d-vst) of many images, one image per process (``spawn``: no
-    forked torch thread pools), results in input order."""
+    """BM3D (``kind`` bm3d or bm3d-vst) of many images, one image per process, results in
+    input order (processes: the ``bm3d`` library's native thread pool is global, so two threads
+    calling it abort the interpreter; :mod:`~fmdenoise.evaluate.processes` says why this pool
+    works inside a Snakemake job)."""
     n = len(paths)
     low, high = [norm["low_percentile"]] * n, [norm["high_percentile"]] * n
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_bm3d_worker_init) as pool:
-        yield from pool.map(_bm3d_file, paths, [kind] * n, low, high)
+    args = (paths, [kind] * n, low, high)
+    yield from process_map(_bm3d_file, *args, workers=workers, initializer=_bm3d_worker_init)
 
 
 def load_method_model(method: Mapping[str, Any], device: torch.device) -> Denoiser | None:
