@@ -147,6 +147,7 @@ def test_promoted_cell_continues_bit_identical_to_an_uninterrupted_run(tmp_path)
     pd.testing.assert_frame_equal(ca, cb)
     # the published rung states are their own files: later rungs did not change them
     assert torch.load(rung_dir / "rung0.pt", weights_only=True)["step"] == 10
+    assert not (rung_dir / "last.pt").exists()  # the finished run keeps no optimizer state
 
 
 def test_rung_after_early_stop_trains_nothing(tmp_path, monkeypatch):

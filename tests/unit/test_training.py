@@ -179,3 +179,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     cb = pd.read_csv(tmp_path / "cut" / "curve.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(ca, cb)
     assert list(ca.step) == [0, 10, 20, 30, 40]
+    # finished for good: the optimizer state is dropped, what later steps read stays
+    for folder in ("full", "cut"):
+        left = sorted(p.name for p in (tmp_path / folder).iterdir())
+        assert left == ["curve.csv", "model.pt", "run.json"], left

@@ -6,7 +6,8 @@ memory-mapped patches and writes, in the run folder:
 - ``last.pt``: everything needed to resume (:mod:`fmdenoise.train.state`), written atomically
   every ``checkpoint_every`` steps and when the process receives SIGTERM/SIGINT (what SLURM
   sends on preemption and time-out);
-- ``model.pt``, ``curve.csv``, ``run.json`` at the end (:mod:`fmdenoise.train.outputs`).
+- ``model.pt``, ``curve.csv``, ``run.json`` at the end (:mod:`fmdenoise.train.outputs`), after
+  which ``last.pt`` is removed: a finished run keeps no optimizer state.
 
 Batches are a pure function of (seed, step): the patch indices and the dihedral transform of
 every sample are drawn from a generator seeded with both. A resumed run therefore sees the same
@@ -235,9 +236,13 @@ class Trainer:
         st.elapsed += time.perf_counter() - t0
 
     def run(self, preload: bool = False) -> dict[str, Any]:
-        """Resume if possible, train to the budget (or early stop), write the outputs."""
+        """Resume if possible, train to the budget (or early stop), write the outputs, then
+        drop ``last.pt``: the run has finished for good, and its optimizer state (twice the
+        weights for AdamW, plus a copy of the best weights) is what fills a disk quota
+        (2.8 GB per full-size KBNet run). Until the outputs are written it stays, so a run
+        killed at any point before still resumes exactly."""
         self.fit(preload)
-        return write_run_outputs(
+        run = write_run_outputs(
             self.out_dir,
             cell=self.cell,
             wrapper=self.wrapper,
@@ -246,6 +251,11 @@ class Trainer:
             signature=self.signature,
             device=self.device,
         )
+        if self.last.exists():
+            size = self.last.stat().st_size
+            self.last.unlink()
+            log.info("finished: removed %s (%.1f MB of training state)", self.last, size / 2**20)
+        return run
 
     def run_rung(self, rung: int, state_out: Path, summary_out: Path) -> dict[str, Any]:
         """Train to this rung's budget, publish the state as ``state_out`` and write the rung's
