@@ -131,9 +131,17 @@ def test_plan_matches_hand_computation(hand_table, tmp_path):
     assert plan["rules"]["train"]["longest_job_h"] == pytest.approx(drunet_run / 3600)
     assert plan["rules"]["train"]["runtime_request_h"] == 1.0  # config floor (60 min) holds
     assert plan["rules"]["ingest"]["longest_job_h"] == pytest.approx((10 + 1.0 * 28) / 3600)
-    # disk: data = (low + gt) x (10 train + 4 test) Mpx float32; runs = 5 x params x 20 bytes
+    # disk: data = (low + gt) x (10 train + 4 test) Mpx float32; a finished run keeps model.pt
+    # (params x 4 bytes); while it runs, last.pt (weights, two Adam moments, best: x 16 bytes)
     assert plan["disk_gb_by_stage"]["data"] == pytest.approx(2 * 14 * 4e6 / 1e9)
-    assert plan["disk_gb_by_stage"]["runs"] == pytest.approx((3 * 1e6 + 2 * 1e5) * 20 / 1e9)
+    assert plan["disk_gb_by_stage"]["runs"] == pytest.approx((3 * 1e6 + 2 * 1e5) * 4 / 1e9)
+    # every one of the 5 runs may be unfinished at once (concurrent_jobs 16 by default)
+    in_flight = (3 * 1e6 + 2 * 1e5) * 16 / 1e9
+    assert plan["disk_peak_gb"] == pytest.approx(plan["disk_gb"] + in_flight)
+    config = small_config()
+    config["planning"]["concurrent_jobs"] = 2  # the two largest: DRUNet runs
+    two = make_plan(config, Calibration.load(hand_table), workdir=tmp_path)
+    assert two["disk_peak_gb"] == pytest.approx(two["disk_gb"] + 2 * 1e6 * 16 / 1e9)
     assert plan["disk_gb_by_stage"]["patches"] == pytest.approx(2 * 100 * 128**2 * 4 / 1e9)
     assert plan["estimates"] == []  # every figure was measured
     assert plan["datasets"]["ds"]["source"] == "expected"

@@ -259,3 +259,28 @@ def test_demo_trains_every_cell_then_rerun_does_nothing(reduced_demo):
     table.unlink()
     dry = snakemake(demo_run, "-n", "results/demo/tables/main.md", config=config)
     assert job_counts(dry.stdout + dry.stderr) == {"table_main": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_plan_disk_and_files_match_a_finished_run(reduced_demo):
+    """What `fmdenoise plan` says the study leaves on disk and how many files (inodes), checked
+    against the reduced demo run to the end (within 10 %); a finished run keeps no optimizer
+    state (last.pt)."""
+    from fmdenoise.config import load_config
+    from fmdenoise.plan.report import make_plan
+
+    work, config, _ = reduced_demo
+    res = work / "results" / "demo"
+    assert not list((res / "runs").rglob("last.pt"))
+    plan = make_plan(load_config(config), workdir=work)
+    seen, used = set(), 0
+    for path in res.rglob("*"):
+        st = path.lstat()
+        if path.is_file() and st.st_ino not in seen:  # a hard link counts once, as for du
+            seen.add(st.st_ino)
+            used += st.st_size
+    metadata = sum(1 for p in (work / ".snakemake" / "metadata").iterdir())
+    assert used == pytest.approx(plan["disk_gb"] * 1e9, rel=0.1), plan["disk_gb_by_stage"]
+    assert len(seen) + metadata == pytest.approx(plan["files"], rel=0.1)
+    assert plan["disk_peak_gb"] > plan["disk_gb"]

@@ -22,9 +22,24 @@ from fmdenoise.train.search import cells_per_rung, config_budgets, halving
 GROUPS = {"predict": "evaluate", "metrics": "evaluate"}
 
 
+#: files every job leaves besides its outputs: its log and its benchmark record
+JOB_RECORDS = 2
+#: bytes of those two (a training log's progress lines included), and of a figure (PNG) and a
+#: table (CSV, Markdown, LaTeX): measured on the demo (results/demo/{logs,benchmarks}: 12 KB a
+#: job; figures 216 KB each; tables 7 KB)
+JOB_RECORD_BYTES = 16e3
+FIGURE_BYTES = 250e3
+TABLE_BYTES = 10e3
+
+
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One job: rule, what it is about, its estimate, its request and the disk it writes."""
+    """One job: rule, what it is about, its estimate, its request and the disk it writes.
+
+    ``disk_bytes`` stays once the job has finished (to the end of the study);
+    ``transient_bytes`` is held only while it runs (a training run's ``last.pt``, dropped when
+    it finishes); ``files`` counts what stays: output files, its log and benchmark record, and
+    Snakemake's metadata record of each declared output (``.snakemake/metadata``)."""
 
     rule: str
     label: str
@@ -33,6 +48,8 @@ class Job:
     request: Mapping[str, Any]
     disk_bytes: float = 0.0
     group: str | None = None
+    transient_bytes: float = 0.0
+    files: int = 0
 
 
 def _device(req: Mapping[str, Any]) -> str:
@@ -72,7 +89,13 @@ class JobBuilder:
         est: Estimate,
         disk: float = 0.0,
         gpu: int | None = None,
+        *,
+        files: int = 1,
+        outputs: int = 1,
+        transient: float = 0.0,
     ) -> Job:
+        """A job writing ``files`` files (``outputs`` of them declared to Snakemake; a
+        directory is one output) and ``disk`` bytes kept, ``transient`` more while it runs."""
         job = Job(
             rule,
             label,
@@ -81,16 +104,25 @@ class JobBuilder:
             request(self.config, RESOURCES_OF.get(rule, rule), est, gpu=gpu),
             disk,
             GROUPS.get(rule),
+            transient,
+            files + outputs + JOB_RECORDS,
         )
         self.jobs.append(job)
         return job
 
+    def archive_sizes(self, archive: str) -> list[DatasetSize]:
+        """The sizes of the datasets ``archive`` holds: the config's datasets from it, or every
+        dataset the demo's synthetic source was made with (a reduced config uses fewer)."""
+        sizes = [
+            self.sizes[d] for d, ds in self.config["datasets"].items() if ds["archive"] == archive
+        ]
+        synth = self.config.get("synthetic_source")
+        if synth and sizes:  # one synthetic archive; its datasets share one shape
+            return sizes[:1] * len(synth["datasets"])
+        return sizes
+
     def archive_bytes(self, archive: str) -> float:
-        return sum(
-            self.sizes[d].data_mpx * 1e6 * 4
-            for d, ds in self.config["datasets"].items()
-            if ds["archive"] == archive
-        )
+        return sum(size.data_mpx * 1e6 * 4 for size in self.archive_sizes(archive))
 
     def data_stage(self) -> None:
         c, costs = self.config, self.costs
@@ -100,15 +132,18 @@ class JobBuilder:
             for m, cfg in c["models"].items()
             if cfg["pretrained"]["source"] == "download"
         }
-        if c.get("synthetic_source"):
-            self.add("synthetic_source", "synthetic", "downloads", costs.small(), 0.0)
+        if c.get("synthetic_source"):  # the archive the demo then downloads from itself
+            nbytes = sum(self.archive_bytes(a) for a in archives)
+            self.add("synthetic_source", "synthetic", "downloads", costs.small(), nbytes)
         for name in archives:
             nbytes = self.archive_bytes(name)
-            self.add("download", name, "downloads", costs.download(nbytes), nbytes)
-            self.add("extract", name, "sources", costs.extract(nbytes), nbytes)
+            # stacks: low and ground truth of each side, one file per provided method
+            members = sum(4 + size.provided for size in self.archive_sizes(name))
+            self.add("download", name, "downloads", costs.download(nbytes), nbytes, files=2)
+            self.add("extract", name, "sources", costs.extract(nbytes), nbytes, files=members)
         for model, key in checkpoints.items():
             nbytes = 4 * costs.parameters(model)
-            self.add("download", key, "downloads", costs.download(nbytes), nbytes)
+            self.add("download", key, "downloads", costs.download(nbytes), nbytes, files=2)
             self.add("convert_checkpoint", model, "pretrained", costs.extract(nbytes), nbytes)
         for model, cfg in c["models"].items():
             if cfg["pretrained"]["source"] == "pretrain":
@@ -122,6 +157,7 @@ class JobBuilder:
                 "data",
                 costs.data_rule("ingest", size.data_mpx, size.max_image_px),
                 size.data_mpx * 4e6,
+                files=size.files + 1,  # + manifest.csv
             )
             n_patches = (size.train_images + size.val_images) * p["per_image"]
             patch_bytes = 2 * n_patches * p["size"] ** 2 * 4
@@ -131,6 +167,7 @@ class JobBuilder:
                 "patches",
                 costs.data_rule("patches", 2 * size.train_mpx, size.max_image_px),
                 patch_bytes,
+                files=5,  # train/val x low/gt, patches.json
             )
 
     def train_stage(self) -> None:
@@ -140,7 +177,7 @@ class JobBuilder:
         studied = study_datasets(c)
         for model, cfg in models.items():
             finetune = cfg["pretrained"]["source"] != "none"
-            run_bytes = 5 * 4 * costs.parameters(model)  # model.pt + last.pt (weights, AdamW, best)
+            run_bytes = RunBytes(costs.parameters(model))
             for dataset, size in self.sizes.items():
                 device = "cuda" if c["resources"]["train"]["gpu"] > 0 else "cpu"
                 est = costs.train(model, device, size.val_images)
@@ -157,7 +194,7 @@ class JobBuilder:
                 else:  # one run per seed at the cell selected on the source, no search
                     for seed in seeds:
                         label = f"{model}/{dataset}/<selected on {source}>/{init}/none/seed{seed}"
-                        self.add("train", label, "runs", est, run_bytes)
+                        self.add_train(label, est, run_bytes)
                 self.add("select", f"{model}/{dataset}", "runs", costs.small())
                 if not finetune or dataset not in studied:
                     continue
@@ -166,14 +203,15 @@ class JobBuilder:
                 ] * bool(grid["augmentation_study"])
                 for init2, aug in extra:
                     for seed in seeds:
-                        self.add(
-                            "train",
-                            f"{model}/{dataset}/<selected>/{init2}/{aug}/seed{seed}",
-                            "runs",
-                            est,
-                            run_bytes,
-                        )
+                        label = f"{model}/{dataset}/<selected>/{init2}/{aug}/seed{seed}"
+                        self.add_train(label, est, run_bytes)
                 self.add("studies", f"{model}/{dataset}", "runs", costs.small())
+
+    def add_train(self, label: str, est: Estimate, run: RunBytes) -> Job:
+        """A train job: keeps model.pt, curve.csv and run.json; its last.pt only while it runs."""
+        return self.add(
+            "train", label, "runs", est, run.model, files=3, outputs=3, transient=run.state
+        )
 
     def search(
         self,
@@ -182,7 +220,7 @@ class JobBuilder:
         cells: list[str],
         device: str,
         val_images: int,
-        run_bytes: float,
+        run_bytes: RunBytes,
     ) -> None:
         """The main sweep's training jobs: every cell to the full budget, or (halving) the
         rung jobs, the promotions, and the last rung's cells to the full budget. Which cells
@@ -196,9 +234,10 @@ class JobBuilder:
             est = self.costs.train(model, device, val_images, budget - start, first=r == 0)
             for label in cells[:n]:  # which n cells it will be is decided by validation
                 if final:
-                    self.add("train", label, "runs", est, run_bytes)
-                else:
-                    self.add("rung", f"{label}/rung{r}", "runs", est, run_bytes)
+                    self.add_train(label, est, run_bytes)
+                else:  # rung<r>.pt stays (a hard link to last.pt while that is unchanged)
+                    rung = f"{label}/rung{r}"
+                    self.add("rung", rung, "runs", est, run_bytes.state, files=2, outputs=2)
             if not final:
                 self.add("promote", f"{model}/{dataset}/rung{r}", "runs", self.costs.small())
             start = budget
@@ -220,6 +259,7 @@ class JobBuilder:
                     est,
                     size.test_mpx * 4e6,
                     gpu=gpu,
+                    files=size.test_images + 1,  # + timing.json
                 )
                 self.add(
                     "metrics",
@@ -227,7 +267,7 @@ class JobBuilder:
                     "predictions",
                     costs.data_rule("metrics", 2 * size.test_mpx, size.max_image_px),
                 )
-            self.add("figure_examples", dataset, "tables", costs.small())
+            self.add("figure_examples", dataset, "tables", costs.small(), FIGURE_BYTES)
         grid = c["grid"]
         tables = (
             ["hyperparameters"]
@@ -235,13 +275,33 @@ class JobBuilder:
             + ["augmentation"] * bool(grid["augmentation_study"])
         )
         for table in ["main", "cost"] + ["search"] * halving(c):
-            self.add(f"table_{table}", table, "tables", costs.small())
+            self.add(f"table_{table}", table, "tables", costs.small(), TABLE_BYTES, files=3)
         for table in tables:
-            self.add("table_validation", table, "tables", costs.small())
-        self.add("figure_psnr_vs_cost", "psnr_vs_cost", "tables", costs.small())
+            self.add("table_validation", table, "tables", costs.small(), TABLE_BYTES, files=3)
+        self.add("figure_psnr_vs_cost", "psnr_vs_cost", "tables", costs.small(), FIGURE_BYTES)
         self.add("answers", "answers", "tables", costs.small())
         if grid["scratch_study"]:
-            self.add("figure_learning_curves", "learning_curves", "tables", costs.small())
+            self.add(
+                "figure_learning_curves", "learning_curves", "tables", costs.small(), FIGURE_BYTES
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunBytes:
+    """What one training run of a model with ``parameters`` weights holds on disk (float32)."""
+
+    parameters: int
+
+    @property
+    def model(self) -> float:
+        """model.pt (the best weights), kept: what selection, prediction and export read."""
+        return 4.0 * self.parameters
+
+    @property
+    def state(self) -> float:
+        """last.pt / a rung's state while unfinished: weights, the optimizer's two moments
+        (Adam/AdamW) and the best weights so far, 4x the weights."""
+        return 16.0 * self.parameters
 
 
 def study_jobs(

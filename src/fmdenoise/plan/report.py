@@ -15,11 +15,21 @@ from typing import Any
 
 from fmdenoise.plan.calibration import Calibration
 from fmdenoise.plan.estimates import CostModel
-from fmdenoise.plan.jobs import Job, study_jobs
+from fmdenoise.plan.jobs import JOB_RECORD_BYTES, Job, study_jobs
 from fmdenoise.plan.site import check_fit, check_rules, queue_bound
 from fmdenoise.plan.sizes import dataset_sizes
 
-STAGES = ("downloads", "sources", "data", "patches", "pretrained", "runs", "predictions", "tables")
+STAGES = (
+    "downloads",
+    "sources",
+    "data",
+    "patches",
+    "pretrained",
+    "runs",
+    "predictions",
+    "tables",
+    "logs",
+)
 
 
 def rule_summary(rule: str, jobs: Sequence[Job]) -> dict[str, Any]:
@@ -81,6 +91,9 @@ def make_plan(
     for s in rules.values():
         s.pop("group_keys")
     disk = {stage: sum(j.disk_bytes for j in jobs if j.stage == stage) / 1e9 for stage in STAGES}
+    disk["logs"] = len(jobs) * JOB_RECORD_BYTES / 1e9
+    concurrent = int(config.get("planning", {}).get("concurrent_jobs", 16))
+    in_flight = sorted((j.transient_bytes for j in jobs), reverse=True)[:concurrent]
     site = None
     if partitions is not None or queue is not None or nodes is not None:
         # each rule's largest request per resource (per submission)
@@ -108,6 +121,12 @@ def make_plan(
         "cpu_hours": sum(s["cpu_hours"] for s in rules.values()),
         "disk_gb": sum(disk.values()),
         "disk_gb_by_stage": disk,
+        # nothing a finished job keeps is removed later, so the disk grows to its end state and
+        # the most it holds at once is that plus the state of the unfinished jobs running: at
+        # most `concurrent_jobs` of the largest (an upper bound)
+        "disk_peak_gb": sum(disk.values()) + sum(in_flight) / 1e9,
+        "concurrent_jobs": concurrent,
+        "files": sum(j.files for j in jobs),
         "rules": rules,
         "datasets": {
             name: {"source": s.source, "train_mpx": s.train_mpx, "test_mpx": s.test_mpx}
@@ -144,7 +163,7 @@ def format_plan(plan: Mapping[str, Any]) -> str:
         f"{plan['jobs']} jobs, "
         f"{plan['submissions']} SLURM "
         f"submissions, {_h(plan['gpu_hours'])} GPU-h, {_h(plan['cpu_hours'])} CPU-h, "
-        f"{plan['disk_gb']:,.1f} GB on disk (requests = estimate x {plan['margin']:g})",
+        f"{plan['disk_gb']:,.1f} GB on disk at the end (requests = estimate x {plan['margin']:g})",
         "",
         f"{'rule':<24}{'jobs':>6}{'GPU-h':>10}{'CPU-h':>10}{'longest h':>11}{'request h':>11}"
         f"{'max mem MB':>12}{'request MB':>12}{'GPU MB':>9}  note",
@@ -173,6 +192,9 @@ def format_plan(plan: Mapping[str, Any]) -> str:
     lines += [
         "",
         "disk (GB): " + ", ".join(f"{k} {v:,.1f}" for k, v in plan["disk_gb_by_stage"].items()),
+        f"disk at most {plan['disk_peak_gb']:,.1f} GB at once (the end state plus the training "
+        f"state of {plan['concurrent_jobs']} unfinished runs: planning.concurrent_jobs); "
+        f"{plan['files']:,} files (inodes), Snakemake's metadata records included",
     ]
     sources = sorted({s["source"] for s in plan["datasets"].values()})
     lines.append(f"dataset sizes from: {', '.join(sources)}")

@@ -32,6 +32,13 @@ class DatasetSize:
     source: str  # manifest | synthetic_source | expected
 
     @property
+    def files(self) -> int:
+        """Image files ingest writes: low and ground truth of every image, provided outputs."""
+        return 2 * (self.train_images + self.val_images + self.test_images) + (
+            self.provided * self.test_images
+        )
+
+    @property
     def data_mpx(self) -> float:
         """Every plane ingest writes: low and ground truth of all splits, provided outputs."""
         return 2 * (self.train_mpx + self.test_mpx) + self.provided * self.test_mpx
