@@ -89,6 +89,8 @@ checkpoint select:
         "../envs/fmdenoise.yaml"
     resources:
         **rule_resources("default"),
+    params:
+        keep_weights=config["grid"]["keep_weights"],
     script:
         "../workflow_scripts/select.py"
 

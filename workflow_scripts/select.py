@@ -4,14 +4,14 @@ on a dataset outside grid.sweep_datasets the file names the dataset the cell was
 from fmdenoise.config import transfer_source
 from fmdenoise.io import write_json
 from fmdenoise.logs import log_to
-from fmdenoise.train.selection import select_cell
+from fmdenoise.train.selection import drop_unselected_weights, select_cell
 
 with log_to(snakemake.log[0]):
-    write_json(
-        snakemake.output[0],
-        select_cell(
-            snakemake.input.runs,
-            snakemake.input.promotions,
-            transfer_from=transfer_source(snakemake.config, snakemake.wildcards.dataset),
-        ),
+    selection = select_cell(
+        snakemake.input.runs,
+        snakemake.input.promotions,
+        transfer_from=transfer_source(snakemake.config, snakemake.wildcards.dataset),
     )
+    write_json(snakemake.output[0], selection)
+    if snakemake.params.keep_weights == "selected":
+        drop_unselected_weights(selection)

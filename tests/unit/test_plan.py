@@ -142,6 +142,13 @@ def test_plan_matches_hand_computation(hand_table, tmp_path):
     config["planning"]["concurrent_jobs"] = 2  # the two largest: DRUNet runs
     two = make_plan(config, Calibration.load(hand_table), workdir=tmp_path)
     assert two["disk_peak_gb"] == pytest.approx(two["disk_gb"] + 2 * 1e6 * 16 / 1e9)
+    # grid.keep_weights: selected: one candidate per model keeps its weights, the other's
+    # become a 1 kB note (its weights are held until selection: the peak counts them)
+    config["grid"]["keep_weights"] = "selected"
+    kept = make_plan(config, Calibration.load(hand_table), workdir=tmp_path)
+    runs = (2 * 1e6 + 1e5) * 4 + 2 * 1e3  # DRUNet selected + scratch study, CARE selected
+    assert kept["disk_gb_by_stage"]["runs"] == pytest.approx(runs / 1e9)
+    assert kept["disk_awaiting_selection_gb"] == pytest.approx((1e6 + 1e5) * 4 / 1e9)
     assert plan["disk_gb_by_stage"]["patches"] == pytest.approx(2 * 100 * 128**2 * 4 / 1e9)
     assert plan["estimates"] == []  # every figure was measured
     assert plan["datasets"]["ds"]["source"] == "expected"

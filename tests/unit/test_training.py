@@ -148,6 +148,40 @@ def run_training(tmp_path, patches, out, pause=0.0):
     )
 
 
+def test_keep_weights_selected_drops_the_other_candidates_weights(tmp_path):
+    """grid.keep_weights: selected: after selection only the selected run's model.pt holds
+    weights; the others become a note naming it (loading one says so), run.json stays, and
+    dropping again changes nothing."""
+    from fmdenoise.errors import CheckpointError
+    from fmdenoise.models import build
+    from fmdenoise.models.checkpoints import save_model
+    from fmdenoise.train.selection import drop_unselected_weights
+
+    files = []
+    for i, val in enumerate([30.0, 31.5, 29.0]):
+        d = tmp_path / f"r{i}"
+        write_json(
+            d / "run.json",
+            {"cell": {"loss": "mae", "lr": 1e-3}, "best": {"val_psnr": val, "val_ssim": 0.9},
+             "best_step": 10},
+        )  # fmt: skip
+        save_model(
+            d / "model.pt", build("care_unet", unet_n_first=8), "care_unet", {"unet_n_first": 8}
+        )
+        files.append(d / "run.json")
+    selection = select_cell(files)
+    size = (tmp_path / "r0" / "model.pt").stat().st_size
+    freed = drop_unselected_weights(selection)
+    assert freed > 1.8 * size - 2 * 2000  # two notes of a few hundred bytes each
+    load_model(tmp_path / "r1" / "model.pt")  # the selected run keeps its weights
+    for dropped in ("r0", "r2"):
+        path = tmp_path / dropped / "model.pt"
+        assert path.stat().st_size < 2000 and (tmp_path / dropped / "run.json").is_file()
+        with pytest.raises(CheckpointError, match=r"dropped after selection chose .*r1"):
+            load_model(path)
+    assert drop_unselected_weights(selection) == 0
+
+
 @pytest.mark.slow
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     patches = write_toy_patches(tmp_path / "patches", 32, 16)

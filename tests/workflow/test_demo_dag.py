@@ -284,3 +284,45 @@ def test_plan_disk_and_files_match_a_finished_run(reduced_demo):
     assert used == pytest.approx(plan["disk_gb"] * 1e9, rel=0.1), plan["disk_gb_by_stage"]
     assert len(seen) + metadata == pytest.approx(plan["files"], rel=0.1)
     assert plan["disk_peak_gb"] > plan["disk_gb"]
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_keep_weights_selected_through_the_workflow(reduced_demo, tmp_path):
+    """grid.keep_weights: selected (config.yaml's setting) through Snakemake: after selection
+    the unselected candidates' model.pt are notes naming the selected run, predictions and
+    tables are those of a run that kept every weight, and a rerun has nothing to do."""
+    import json
+
+    import pandas as pd
+
+    from fmdenoise.models.checkpoints import DROPPED_FORMAT
+
+    from ..helpers import prepare
+
+    local, config, _ = reduced_demo
+    work = tmp_path / "w"
+    prepare(local, work)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["grid"]["keep_weights"] = "selected"
+    selected_only = tmp_path / "selected.yaml"
+    selected_only.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake(work, config=selected_only)
+    res = work / "results" / "demo"
+    for model in ("drunet", "care"):
+        sel = json.loads((res / "selected" / model / "actin-demo.json").read_text())
+        assert len(sel["candidates"]) == 2
+        for cand in sel["candidates"]:
+            obj = torch.load(work / cand["run"] / "model.pt", weights_only=True)
+            kept = cand["run"] == sel["selected"]["run"]
+            assert (obj["format"] != DROPPED_FORMAT) == kept, cand["run"]
+            assert (work / cand["run"] / "run.json").is_file()
+    for table in ("main", "hyperparameters"):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(local / "results" / "demo" / "tables" / f"{table}.csv"),
+            pd.read_csv(res / "tables" / f"{table}.csv"),
+            check_exact=False,
+            rtol=1e-3,
+        )
+    again = snakemake(work, config=selected_only)
+    assert "Nothing to be done" in again.stdout + again.stderr

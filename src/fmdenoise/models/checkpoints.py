@@ -112,6 +112,12 @@ def load_model(
     """
     obj = read_checkpoint(path)
     meta: dict[str, Any] = {}
+    if isinstance(obj, Mapping) and obj.get("format") == DROPPED_FORMAT:
+        raise CheckpointError(
+            f"{path}: the weights of this run were dropped after selection chose "
+            f"{obj.get('selected')} ({obj.get('reason')}); to use this run, delete the file "
+            "and rerun its training (snakemake --forcerun <this run>/model.pt)"
+        )
     if fmt == "fmdenoise":
         if not isinstance(obj, Mapping) or obj.get("format") != "fmdenoise":
             raise CheckpointError(f"{path}: not an fmdenoise checkpoint (no 'format': 'fmdenoise')")
@@ -125,6 +131,26 @@ def load_model(
     model = build(arch, **dict(kwargs or {}))
     load_state_dict_strict(model, extract_state_dict(obj, fmt, path), path)
     return model, {"arch": arch, "kwargs": dict(kwargs or {}), **meta}
+
+
+#: the ``format`` of a ``model.pt`` whose weights were dropped after selection (a tombstone)
+DROPPED_FORMAT = "fmdenoise-dropped-weights"
+
+
+def drop_weights(path: str | Path, selected: str, reason: str) -> int:
+    """Replace the checkpoint at ``path`` by a small file that says its weights were dropped,
+    which run was selected instead and why (atomically; the file stays, so Snakemake sees the
+    run as finished). Loading it is a :class:`CheckpointError` saying so. Returns the bytes
+    freed (0 if it was dropped already)."""
+    path = Path(path)
+    before = path.stat().st_size
+    obj = read_checkpoint(path)
+    if isinstance(obj, Mapping) and obj.get("format") == DROPPED_FORMAT:
+        return 0
+    payload = {"format": DROPPED_FORMAT, "selected": selected, "reason": reason}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return before - path.stat().st_size
 
 
 def save_model(

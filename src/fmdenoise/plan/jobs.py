@@ -28,6 +28,8 @@ JOB_RECORDS = 2
 #: table (CSV, Markdown, LaTeX): measured on the demo (results/demo/{logs,benchmarks}: 12 KB a
 #: job; figures 216 KB each; tables 7 KB)
 JOB_RECORD_BYTES = 16e3
+#: what stays of an unselected candidate's model.pt with grid.keep_weights: selected
+DROPPED_NOTE_BYTES = 1e3
 FIGURE_BYTES = 250e3
 TABLE_BYTES = 10e3
 
@@ -38,7 +40,9 @@ class Job:
 
     ``disk_bytes`` stays once the job has finished (to the end of the study);
     ``transient_bytes`` is held only while it runs (a training run's ``last.pt``, dropped when
-    it finishes); ``files`` counts what stays: output files, its log and benchmark record, and
+    it finishes), ``held_bytes`` from its end until its model and dataset's selection (the
+    weights of a candidate that is not selected, with ``grid.keep_weights: selected``);
+    ``files`` counts what stays: output files, its log and benchmark record, and
     Snakemake's metadata record of each declared output (``.snakemake/metadata``)."""
 
     rule: str
@@ -50,6 +54,7 @@ class Job:
     group: str | None = None
     transient_bytes: float = 0.0
     files: int = 0
+    held_bytes: float = 0.0  # kept after the job until selection (unselected weights)
 
 
 def _device(req: Mapping[str, Any]) -> str:
@@ -93,6 +98,7 @@ class JobBuilder:
         files: int = 1,
         outputs: int = 1,
         transient: float = 0.0,
+        held: float = 0.0,
     ) -> Job:
         """A job writing ``files`` files (``outputs`` of them declared to Snakemake; a
         directory is one output) and ``disk`` bytes kept, ``transient`` more while it runs."""
@@ -106,6 +112,7 @@ class JobBuilder:
             GROUPS.get(rule),
             transient,
             files + outputs + JOB_RECORDS,
+            held,
         )
         self.jobs.append(job)
         return job
@@ -192,9 +199,9 @@ class JobBuilder:
                     ]
                     self.search(model, dataset, cells, device, size.val_images, run_bytes)
                 else:  # one run per seed at the cell selected on the source, no search
-                    for seed in seeds:
+                    for i, seed in enumerate(seeds):
                         label = f"{model}/{dataset}/<selected on {source}>/{init}/none/seed{seed}"
-                        self.add_train(label, est, run_bytes)
+                        self.add_train(label, est, run_bytes, candidate=i + 1)
                 self.add("select", f"{model}/{dataset}", "runs", costs.small())
                 if not finetune or dataset not in studied:
                     continue
@@ -207,10 +214,16 @@ class JobBuilder:
                         self.add_train(label, est, run_bytes)
                 self.add("studies", f"{model}/{dataset}", "runs", costs.small())
 
-    def add_train(self, label: str, est: Estimate, run: RunBytes) -> Job:
-        """A train job: keeps model.pt, curve.csv and run.json; its last.pt only while it runs."""
+    def add_train(self, label: str, est: Estimate, run: RunBytes, *, candidate: int = 0) -> Job:
+        """A train job: keeps model.pt, curve.csv and run.json; its last.pt only while it runs.
+        ``candidate``: its place among its model and dataset's selection candidates (1, 2, ...;
+        0: not a candidate, a study run). With ``grid.keep_weights: selected`` one candidate
+        keeps its weights and the others' are dropped at selection (a note of ~1 KB stays)."""
+        kept, held = run.model, 0.0
+        if candidate > 1 and self.config["grid"].get("keep_weights") == "selected":
+            kept, held = DROPPED_NOTE_BYTES, run.model
         return self.add(
-            "train", label, "runs", est, run.model, files=3, outputs=3, transient=run.state
+            "train", label, "runs", est, kept, files=3, outputs=3, transient=run.state, held=held
         )
 
     def search(
@@ -232,9 +245,9 @@ class JobBuilder:
         for r, (budget, n) in enumerate(zip(budgets, counts, strict=True)):
             final = r == len(budgets) - 1
             est = self.costs.train(model, device, val_images, budget - start, first=r == 0)
-            for label in cells[:n]:  # which n cells it will be is decided by validation
+            for i, label in enumerate(cells[:n]):  # which n cells: decided by validation
                 if final:
-                    self.add_train(label, est, run_bytes)
+                    self.add_train(label, est, run_bytes, candidate=i + 1)
                 else:  # rung<r>.pt stays (a hard link to last.pt while that is unchanged)
                     rung = f"{label}/rung{r}"
                     self.add("rung", rung, "runs", est, run_bytes.state, files=2, outputs=2)

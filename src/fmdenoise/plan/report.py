@@ -94,6 +94,7 @@ def make_plan(
     disk["logs"] = len(jobs) * JOB_RECORD_BYTES / 1e9
     concurrent = int(config.get("planning", {}).get("concurrent_jobs", 16))
     in_flight = sorted((j.transient_bytes for j in jobs), reverse=True)[:concurrent]
+    held = sum(j.held_bytes for j in jobs)
     site = None
     if partitions is not None or queue is not None or nodes is not None:
         # each rule's largest request per resource (per submission)
@@ -121,10 +122,13 @@ def make_plan(
         "cpu_hours": sum(s["cpu_hours"] for s in rules.values()),
         "disk_gb": sum(disk.values()),
         "disk_gb_by_stage": disk,
-        # nothing a finished job keeps is removed later, so the disk grows to its end state and
-        # the most it holds at once is that plus the state of the unfinished jobs running: at
-        # most `concurrent_jobs` of the largest (an upper bound)
-        "disk_peak_gb": sum(disk.values()) + sum(in_flight) / 1e9,
+        # what a finished job keeps stays to the end, except the unselected candidates' weights
+        # (grid.keep_weights: selected), dropped at selection; so the most the study holds at
+        # once is at most the end state, plus the training state of the unfinished jobs
+        # running (`concurrent_jobs` of the largest), plus every weight awaiting selection
+        # (the worst case: every sweep's cells finished before any selection)
+        "disk_peak_gb": sum(disk.values()) + (sum(in_flight) + held) / 1e9,
+        "disk_awaiting_selection_gb": held / 1e9,
         "concurrent_jobs": concurrent,
         "files": sum(j.files for j in jobs),
         "rules": rules,
@@ -192,9 +196,15 @@ def format_plan(plan: Mapping[str, Any]) -> str:
     lines += [
         "",
         "disk (GB): " + ", ".join(f"{k} {v:,.1f}" for k, v in plan["disk_gb_by_stage"].items()),
-        f"disk at most {plan['disk_peak_gb']:,.1f} GB at once (the end state plus the training "
-        f"state of {plan['concurrent_jobs']} unfinished runs: planning.concurrent_jobs); "
-        f"{plan['files']:,} files (inodes), Snakemake's metadata records included",
+        f"disk at most {plan['disk_peak_gb']:,.1f} GB at once (the end state, the training "
+        f"state of {plan['concurrent_jobs']} unfinished runs: planning.concurrent_jobs"
+        + (
+            f", and {plan['disk_awaiting_selection_gb']:,.1f} GB of weights awaiting selection "
+            "if every sweep finished before any selection"
+            if plan["disk_awaiting_selection_gb"]
+            else ""
+        )
+        + f"); {plan['files']:,} files (inodes), Snakemake's metadata records included",
     ]
     sources = sorted({s["source"] for s in plan["datasets"].values()})
     lines.append(f"dataset sizes from: {', '.join(sources)}")
