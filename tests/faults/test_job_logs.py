@@ -6,7 +6,6 @@ the project does not anticipate)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 RES = "results/demo"
 
 
+def copy_of(reduced_demo, tmp_path: Path) -> tuple[Path, Path]:
+    """A workdir holding the reduced demo's data, patches and weights; and its config."""
+    work = tmp_path / "w"
+    prepare(reduced_demo[0], work)
+    return work, reduced_demo[1]
+
+
+def failed_training(work: Path, config: Path) -> list[str]:
+    """Train the long cell; it must fail. The non-empty lines of its log."""
+    run = LONG_CELL.removeprefix(f"{RES}/runs/")
+    return failed_log(work, config, f"{LONG_CELL}/model.pt", f"train/{run}.log")
+
+
 def failed_log(work: Path, config: Path, target: str, log: str) -> list[str]:
     """Run ``target``; it must fail. The non-empty lines of the job's log."""
     proc = snakemake(work, target, "--set-threads", "predict=2", config=config, check=False)
@@ -27,9 +39,7 @@ def failed_log(work: Path, config: Path, target: str, log: str) -> list[str]:
 
 
 def test_bad_image_in_a_bm3d_worker(reduced_demo, tmp_path, guard):
-    local, config, _ = reduced_demo
-    work = tmp_path / "w"
-    prepare(local, work)
+    work, config = copy_of(reduced_demo, tmp_path)
     bad = work / RES / "data/actin-demo/test/low/test-0003.tif"
     bad.write_bytes(b"II*\0 not really a TIFF")
     guard.watch(work / RES / "predictions")
@@ -45,29 +55,22 @@ def test_bad_image_in_a_bm3d_worker(reduced_demo, tmp_path, guard):
 
 
 def test_corrupt_checkpoint_in_training(reduced_demo, tmp_path, guard):
-    local, config, _ = reduced_demo
-    work = tmp_path / "w"
-    prepare(local, work)
+    work, config = copy_of(reduced_demo, tmp_path)
     ckpt = work / RES / "pretrained/drunet.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
     guard.watch(work / RES / "runs")
-    run = LONG_CELL.removeprefix(f"{RES}/runs/")
-    lines = failed_log(work, config, f"{LONG_CELL}/model.pt", f"train/{run}.log")
+    lines = failed_training(work, config)
     assert "job failed: CheckpointError:" in "\n".join(lines)
     assert "drunet.pt" in lines[-1] and lines[-1].startswith("fmdenoise.errors.CheckpointError")
     guard.check()
 
 
-def test_truncated_patches_are_an_unexpected_error_with_a_traceback(reduced_demo, tmp_path, guard):
-    local, config, _ = reduced_demo
-    work = tmp_path / "w"
-    prepare(local, work)
+def test_truncated_patches_are_an_unexpected_error_with_a_traceback(reduced_demo, tmp_path):
+    work, config = copy_of(reduced_demo, tmp_path)
     patches = work / RES / "patches/actin-demo/train_low.npy"
     with patches.open("r+b") as f:
         f.truncate(patches.stat().st_size // 2)
-    shutil.rmtree(work / RES / "runs", ignore_errors=True)
-    run = LONG_CELL.removeprefix(f"{RES}/runs/")
-    lines = failed_log(work, config, f"{LONG_CELL}/model.pt", f"train/{run}.log")
+    lines = failed_training(work, config)
     text = "\n".join(lines)
     assert "job failed unexpectedly: ValueError:" in text
     assert "Traceback (most recent call last)" in text and "numpy" in text
