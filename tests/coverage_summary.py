@@ -36,6 +36,7 @@ REQUIRED = [
     ("src/fmdenoise/evaluate/inference.py", "for y0 in "),
     ("src/fmdenoise/train/loop.py", "self.last.unlink()"),
     ("src/fmdenoise/train/selection.py", "freed += drop_weights("),
+    ("src/fmdenoise/train/search.py", 'torch.save({"format": DROPPED_STATE'),
     ("src/fmdenoise/train/loop.py", "raise PreemptedError("),  # a SLURM time limit's signal
     ("workflow_scripts/predict.py", "predict_dataset("),
     ("workflow_scripts/rung.py", "train_rung("),

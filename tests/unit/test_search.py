@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -278,3 +279,30 @@ def test_plan_prices_halving_at_under_0_4_of_the_full_grid():
     assert half["search"] == "halving" and full["search"] == "full"
     halved = copy.deepcopy(half)
     json.dumps(halved)  # JSON-able
+
+
+def test_states_of_cells_not_promoted_are_dropped(tmp_path):
+    """Once a rung's promotion is decided, a cell that goes no further keeps a note in place of
+    its state (the file stays: Snakemake sees the rung job finished) and no last.pt; a
+    promoted cell's state is untouched; continuing from a note is a clear error."""
+    from fmdenoise.errors import FmdenoiseError
+    from fmdenoise.train.search import DROPPED_STATE, drop_unpromoted_states
+    from fmdenoise.train.state import load_last
+
+    cells = []
+    for name in ("kept", "dropped"):
+        run = tmp_path / name
+        run.mkdir()
+        torch.save({"signature": "s", "step": 10, "model": torch.zeros(1000)}, run / "last.pt")
+        os.link(run / "last.pt", run / "rung0.pt")
+        cells.append({"run": str(run), "promoted": name == "kept"})
+    freed = drop_unpromoted_states({"rung": 0, "cells": cells})
+    assert freed > 4000
+    kept, dropped = tmp_path / "kept", tmp_path / "dropped"
+    assert torch.load(kept / "rung0.pt", weights_only=True)["step"] == 10
+    assert (kept / "last.pt").exists()
+    assert torch.load(dropped / "rung0.pt", weights_only=True)["format"] == DROPPED_STATE
+    assert not (dropped / "last.pt").exists()
+    with pytest.raises(FmdenoiseError, match="dropped when its cell was not promoted"):
+        load_last(dropped / "rung0.pt", "s", None)
+    assert drop_unpromoted_states({"rung": 0, "cells": cells}) == 0

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
+
+from fmdenoise.train.search import DROPPED_STATE
 
 from ..helpers import DEMO, job_counts, prepare, reduced_demo_config, snakemake
 
@@ -85,6 +88,11 @@ def test_rung_jobs_only_for_promoted_cells(searched):
         assert {str(p.relative_to(work)) for p in sweep if (p / "rung1.pt").exists()} == set(
             rung0["promoted"]
         )
+        # the cells not promoted at rung 0 keep a note in place of their state, and no last.pt
+        for cell in sweep:
+            if str(cell.relative_to(work)) not in rung0["promoted"]:
+                note = torch.load(cell / "rung0.pt", weights_only=True)
+                assert note["format"] == DROPPED_STATE and not (cell / "last.pt").exists()
         finished = {str(p.relative_to(work)) for p in sweep if (p / "model.pt").exists()}
         assert finished == set(rung1["promoted"])
         final = json.loads((work / rung1["promoted"][0] / "run.json").read_text())

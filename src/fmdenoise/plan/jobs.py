@@ -248,9 +248,12 @@ class JobBuilder:
             for i, label in enumerate(cells[:n]):  # which n cells: decided by validation
                 if final:
                     self.add_train(label, est, run_bytes, candidate=i + 1)
-                else:  # rung<r>.pt stays (a hard link to last.pt while that is unchanged)
+                else:  # rung<r>.pt stays if promoted, else it becomes a note at promotion
+                    promoted = i < counts[r + 1]
+                    kept = run_bytes.state if promoted else DROPPED_NOTE_BYTES
+                    held = 0.0 if promoted else run_bytes.state
                     rung = f"{label}/rung{r}"
-                    self.add("rung", rung, "runs", est, run_bytes.state, files=2, outputs=2)
+                    self.add("rung", rung, "runs", est, kept, files=2, outputs=2, held=held)
             if not final:
                 self.add("promote", f"{model}/{dataset}/rung{r}", "runs", self.costs.small())
             start = budget

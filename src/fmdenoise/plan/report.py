@@ -199,8 +199,8 @@ def format_plan(plan: Mapping[str, Any]) -> str:
         f"disk at most {plan['disk_peak_gb']:,.1f} GB at once (the end state, the training "
         f"state of {plan['concurrent_jobs']} unfinished runs: planning.concurrent_jobs"
         + (
-            f", and {plan['disk_awaiting_selection_gb']:,.1f} GB of weights awaiting selection "
-            "if every sweep finished before any selection"
+            f", and {plan['disk_awaiting_selection_gb']:,.1f} GB of weights and states "
+            "awaiting selection or promotion if every cell finished before any decision"
             if plan["disk_awaiting_selection_gb"]
             else ""
         )

@@ -17,12 +17,16 @@ Only validation results are read: test-set numbers never enter the choice.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fmdenoise.errors import ConfigError
+from fmdenoise.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 #: how the promotion ranks cells, written into every promotion file
 CRITERION = (
@@ -127,6 +131,39 @@ def promotion(
     }
 
 
+#: the ``format`` of a rung state whose cell was not promoted (a note in place of the state)
+DROPPED_STATE = "fmdenoise-dropped-rung-state"
+
+
+def drop_unpromoted_states(decided: Mapping[str, Any]) -> int:
+    """Once a rung's promotion is decided, a cell that was not promoted trains no further: its
+    state of this rung (``rung<r>.pt``: weights, optimizer moments, best weights, 4x the
+    weights) becomes a small note saying so, and its ``last.pt`` (the same state) goes. The
+    note keeps the file, so Snakemake still sees the rung job as finished; the promoted cells'
+    states are untouched (the next rung continues from them), as are every cell's earlier
+    states (the inputs of this rung's jobs). Returns the bytes freed."""
+    import torch  # here: the planner and the DAG import this module, and need no torch
+
+    rung, freed = int(decided["rung"]), 0
+    for cell in decided["cells"]:
+        if cell["promoted"]:
+            continue
+        run = Path(cell["run"])
+        state, last = run / f"rung{rung}.pt", run / "last.pt"
+        if not state.is_file():
+            continue
+        note = torch.load(state, map_location="cpu", weights_only=True)
+        if note.get("format") == DROPPED_STATE:
+            continue
+        size = state.stat().st_size
+        with atomic_path(state) as tmp:
+            torch.save({"format": DROPPED_STATE, "rung": rung, "reason": "not promoted"}, tmp)
+        last.unlink(missing_ok=True)
+        freed += size
+    log.info("rung %d: dropped the states of the cells not promoted (%.1f MB)", rung, freed / 2**20)
+    return freed
+
+
 def rung_summary(run: str | Path, rung: int, budget: int, state: Any, run_info: Mapping) -> dict:
     """What a rung job reports (``rung<r>.json``): the cell, how far it trained, its best
     validation so far, and the cumulative time of the cell's training."""
@@ -164,6 +201,7 @@ __all__ = [
     "CRITERION",
     "cells_per_rung",
     "config_budgets",
+    "drop_unpromoted_states",
     "grid_order",
     "halving",
     "keep",

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from fmdenoise.errors import FmdenoiseError
 from fmdenoise.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ def load_last(
     if not path.exists():
         return None
     saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("format") == "fmdenoise-dropped-rung-state":
+        raise FmdenoiseError(
+            f"{path}: this rung state was dropped when its cell was not promoted; to continue "
+            "the cell, delete the file and rerun the rung that made it"
+        )
     if saved.get("signature") != signature:
         log.warning("%s belongs to another configuration; starting afresh", path)
         return None
