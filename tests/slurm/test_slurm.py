@@ -189,7 +189,13 @@ def test_failed_job_log_says_why_through_slurm(reduced_demo, slurm_env, tmp_path
         timeout=900,
     )  # fmt: skip
     assert proc.returncode != 0, (proc.stdout + proc.stderr)[-3000:]
-    lines = [x for x in train_log(work, "mae").read_text().splitlines() if x]
+    log = train_log(work, "mae")
+
+    def job_wrote_its_end() -> bool:  # on a loaded machine snakemake can report the failure
+        return log.is_file() and "job failed" in log.read_text()  # before the job has ended
+
+    wait_for(job_wrote_its_end, 300, f"the failed job's log {log}")
+    lines = [x for x in log.read_text().splitlines() if x]
     text = "\n".join(lines)
     assert "ERROR fmdenoise: job failed: CheckpointError:" in text, text[-3000:]
     assert "Traceback (most recent call last)" in text
@@ -251,6 +257,12 @@ def test_training_longer_than_the_time_limit_runs_as_a_chain(reduced_demo, slurm
     print(f"chained run: {len(jobs)} SLURM job(s), {attempts} attempts, "
           f"{time.monotonic() - start:.0f} s")  # fmt: skip
     info = scontrol(slurm_env, max(jobs))
+    if not info:  # the controller forgets a job MinJobAge (300 s) after it ends: ask accounting
+        info = subprocess.run(
+            ["sacct", "-n", "-P", "-X", "-j", str(max(jobs)), "-o", "Partition,Timelimit"],
+            env=slurm_env, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        info = "Partition={} TimeLimit={}".format(*info.strip().split("|"))
     assert "Partition=short" in info and "TimeLimit=00:03:00" in info, info
     # the signal arrived mid-training: last.pt saved, the next attempt continued from it
     assert re.search(r"PreemptedError: signal 15 at step \d+: saved", logs), logs[-3000:]
