@@ -35,8 +35,8 @@ REQUIRED = [
     ("src/fmdenoise/evaluate/predict.py", "seconds, pixels = _run_parallel_bm3d("),
     ("src/fmdenoise/evaluate/inference.py", "for y0 in "),
     ("src/fmdenoise/train/loop.py", "self.last.unlink()"),
-    ("src/fmdenoise/train/selection.py", "freed += drop_weights("),
-    ("src/fmdenoise/train/search.py", 'torch.save({"format": DROPPED_STATE'),
+    ("src/fmdenoise/train/selection.py", "freed += replace_with_note("),
+    ("src/fmdenoise/train/search.py", '(state.parent / "last.pt").unlink('),
     ("src/fmdenoise/train/loop.py", "raise PreemptedError("),  # a SLURM time limit's signal
     ("workflow_scripts/predict.py", "predict_dataset("),
     ("workflow_scripts/rung.py", "train_rung("),

@@ -16,15 +16,13 @@ from fmdenoise.errors import FmdenoiseError
 
 
 @contextlib.contextmanager
-def _stderr_fd_to(stream: object) -> Iterator[None]:
-    """File descriptor 2 pointed at ``stream``'s file for the duration: what native libraries
+def _stderr_fd_to(target: int) -> Iterator[None]:
+    """File descriptor 2 pointed at the file ``target`` for the duration: what native libraries
     and child processes (process pools, spawned interpreters) write to the standard error lands
     in the job's log instead of Snakemake's console or a SLURM output file."""
-    fileno = getattr(stream, "fileno", None)
     try:
-        target = fileno() if fileno else None
         saved = os.dup(2)
-    except (OSError, ValueError):  # no real descriptor (pytest's capture, a closed stderr)
+    except OSError:  # no descriptor 2 (a process started with stderr closed)
         yield
         return
     if sys.__stderr__ is not None:
@@ -60,7 +58,7 @@ def log_to(path: str | Path | None) -> Iterator[logging.Logger]:
     if own_faulthandler:
         faulthandler.enable(stream)
     try:
-        with _stderr_fd_to(stream) if path else contextlib.nullcontext():
+        with _stderr_fd_to(stream.fileno()) if path else contextlib.nullcontext():
             yield log
     except Exception as exc:
         kind = "failed" if isinstance(exc, FmdenoiseError) else "failed unexpectedly"

@@ -135,21 +135,23 @@ def load_model(
 
 #: the ``format`` of a ``model.pt`` whose weights were dropped after selection (a tombstone)
 DROPPED_FORMAT = "fmdenoise-dropped-weights"
+#: a note is a few hundred bytes; a file larger than this holds weights and is not read to check
+NOTE_MAX_BYTES = 64 * 1024
 
 
-def drop_weights(path: str | Path, selected: str, reason: str) -> int:
-    """Replace the checkpoint at ``path`` by a small file that says its weights were dropped,
-    which run was selected instead and why (atomically; the file stays, so Snakemake sees the
-    run as finished). Loading it is a :class:`CheckpointError` saying so. Returns the bytes
-    freed (0 if it was dropped already)."""
+def replace_with_note(path: str | Path, fmt: str, **fields: Any) -> int:
+    """Replace the torch file at ``path`` (weights, a training state) by a small note
+    ``{"format": fmt, **fields}`` saying why it is gone (atomically; the file stays, so Snakemake
+    still sees the job that wrote it as finished). Returns the bytes freed: 0 if it is such a
+    note already."""
     path = Path(path)
     before = path.stat().st_size
-    obj = read_checkpoint(path)
-    if isinstance(obj, Mapping) and obj.get("format") == DROPPED_FORMAT:
-        return 0
-    payload = {"format": DROPPED_FORMAT, "selected": selected, "reason": reason}
+    if before <= NOTE_MAX_BYTES:
+        obj = read_checkpoint(path)
+        if isinstance(obj, Mapping) and obj.get("format") == fmt:
+            return 0
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        torch.save({"format": fmt, **fields}, tmp)
     return before - path.stat().st_size
 
 

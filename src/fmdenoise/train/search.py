@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from fmdenoise.errors import ConfigError
-from fmdenoise.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -142,24 +141,18 @@ def drop_unpromoted_states(decided: Mapping[str, Any]) -> int:
     note keeps the file, so Snakemake still sees the rung job as finished; the promoted cells'
     states are untouched (the next rung continues from them), as are every cell's earlier
     states (the inputs of this rung's jobs). Returns the bytes freed."""
-    import torch  # here: the planner and the DAG import this module, and need no torch
+    # here: the planner and the DAG import this module, and need no torch
+    from fmdenoise.models.checkpoints import replace_with_note
 
     rung, freed = int(decided["rung"]), 0
     for cell in decided["cells"]:
-        if cell["promoted"]:
+        state = Path(cell["run"]) / f"rung{rung}.pt"
+        if cell["promoted"] or not state.is_file():
             continue
-        run = Path(cell["run"])
-        state, last = run / f"rung{rung}.pt", run / "last.pt"
-        if not state.is_file():
-            continue
-        note = torch.load(state, map_location="cpu", weights_only=True)
-        if note.get("format") == DROPPED_STATE:
-            continue
-        size = state.stat().st_size
-        with atomic_path(state) as tmp:
-            torch.save({"format": DROPPED_STATE, "rung": rung, "reason": "not promoted"}, tmp)
-        last.unlink(missing_ok=True)
-        freed += size
+        dropped = replace_with_note(state, DROPPED_STATE, rung=rung, reason="not promoted")
+        if dropped:
+            (state.parent / "last.pt").unlink(missing_ok=True)  # the same state
+        freed += dropped
     log.info("rung %d: dropped the states of the cells not promoted (%.1f MB)", rung, freed / 2**20)
     return freed
 

@@ -8,7 +8,7 @@ also records what the whole search spent (:func:`fmdenoise.train.search.search_s
 dataset outside ``grid.sweep_datasets`` the candidates are the runs (one per seed) at the cell
 selected on the source dataset, and the file names that source under ``transfer_from``.
 
-With ``training.keep_weights: selected`` the unselected candidates' weights are dropped once
+With ``grid.keep_weights: selected`` the unselected candidates' weights are dropped once
 the choice is made (:func:`drop_unselected_weights`): the study then keeps one ``model.pt`` per
 model and dataset instead of one per cell (the real study: 24 GB of runs instead of 145).
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fmdenoise.errors import FmdenoiseError
-from fmdenoise.models.checkpoints import drop_weights
+from fmdenoise.models.checkpoints import DROPPED_FORMAT, replace_with_note
 from fmdenoise.train.search import search_spend
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def select_cell(
 
 
 def drop_unselected_weights(selection: Mapping[str, Any]) -> int:
-    """``training.keep_weights: selected``: the weights (``model.pt``) of every candidate run
+    """``grid.keep_weights: selected``: the weights (``model.pt``) of every candidate run
     but the selected one are replaced by a note naming the selected run (nothing later reads
     them: predictions, export and ``fmdenoise denoise`` use the selected run; the tables read
     ``run.json`` and ``curve.csv``, which stay). Returns the bytes freed."""
@@ -81,10 +81,11 @@ def drop_unselected_weights(selection: Mapping[str, Any]) -> int:
     freed = 0
     for cand in selection["candidates"]:
         if cand["run"] != chosen:
-            freed += drop_weights(
+            freed += replace_with_note(
                 Path(cand["run"]) / "model.pt",
+                DROPPED_FORMAT,
                 selected=chosen,
-                reason="training.keep_weights: selected",
+                reason="grid.keep_weights: selected",
             )
     log.info("kept the weights of %s; dropped the others' (%.1f MB)", chosen, freed / 2**20)
     return freed

@@ -20,6 +20,7 @@ import torch
 
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.io import atomic_path
+from fmdenoise.train.search import DROPPED_STATE
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def load_last(
     if not path.exists():
         return None
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved.get("format") == "fmdenoise-dropped-rung-state":
+    if saved.get("format") == DROPPED_STATE:
         raise FmdenoiseError(
             f"{path}: this rung state was dropped when its cell was not promoted; to continue "
             "the cell, delete the file and rerun the rung that made it"
