@@ -58,7 +58,7 @@ start_database() {  # a private MariaDB server for slurmdbd, on 127.0.0.1:$DB_PO
         </dev/null >"$DIR/log/mariadbd.out" 2>&1 &
     wait_for 30 "MariaDB" mariadb --socket="$DIR/db/mysql.sock" -u root -e "select 1"
     mariadb --socket="$DIR/db/mysql.sock" -u root -e "
-        CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+        CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
         GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';"
 }
 
@@ -147,6 +147,12 @@ start() {
     if [ -f "$DIR/run/slurmctld.pid" ] && kill -0 "$(cat "$DIR/run/slurmctld.pid")" 2>/dev/null; then
         echo "cluster.sh: already running ($CONF)" >&2
     else
+        # a cluster that died without `stop` (a rebooted or recycled machine) leaves its
+        # directory behind: an initialised database whose user exists already. Start clean.
+        if [ -e "$DIR" ]; then
+            echo "cluster.sh: clearing the leftovers of a cluster that was not stopped ($DIR)" >&2
+            stop
+        fi
         start_munge
         write_conf
         start_database
