@@ -12,10 +12,11 @@ min_version("9.0")
 report: "report/workflow.rst"
 
 
-# The real study by default; `--configfile demo/config.yaml` replaces it (no merging).
-if not config:
+# The real study by default, `--config key=value` on top of it (e.g. hagen_url=<a mirror>);
+# `--configfile demo/config.yaml` replaces it (no merging).
+if not workflow.overwrite_configfiles:
 
-    configfile: "config.yaml"
+    configfile: f"{workflow.basedir}/config.yaml"
 
 
 validate(config, schema=str(schema_path()))

@@ -4,9 +4,11 @@ import re
 from pathlib import Path
 
 from fmdenoise.data.download import local_file_url_path
-from fmdenoise.data.ingest import dataset_layout
+from fmdenoise.data.ingest import dataset_layout, source_globs
 from fmdenoise.config import (
+    folder_urls,
     inference_tile,
+    source_kind,
     method_noise_level,
     study_datasets,
     transfer_source,
@@ -51,7 +53,12 @@ LEARNING_RATES = {fmt_lr(lr): lr for lr in config["grid"]["learning_rates"]}
 
 
 wildcard_constraints:
-    archive=alternatives(config["downloads"]),
+    archive=alternatives(
+        k for k, v in config["downloads"].items() if v["kind"] != "folder"
+    ),
+    folder=alternatives(
+        k for k, v in config["downloads"].items() if v["kind"] == "folder"
+    ),
     dataset=alternatives(config["datasets"]),
     split="train|val|test",
     model=alternatives(config["models"]),
@@ -141,7 +148,12 @@ def download_local_input(wildcards):
 
 
 def ingest_source(wildcards):
-    return f"{RESULTS}/sources/{config['datasets'][wildcards.dataset]['archive']}"
+    """The dataset's source folder: its extracted archive, or the files its globs matched
+    in a folder source (``sources/<folder>/<dataset>``)."""
+    source = config["datasets"][wildcards.dataset]["source"]
+    if source_kind(config, wildcards.dataset) == "folder":
+        return f"{RESULTS}/sources/{source}/{wildcards.dataset}"
+    return f"{RESULTS}/sources/{source}"
 
 
 def checkpoint_download(wildcards):
@@ -491,6 +503,7 @@ def answers_inputs(wildcards):
     return {
         "tables": [f"{RESULTS}/tables/{t}.csv" for t in tables],
         "metrics": all_metrics(wildcards),
+        "data": [f"{RESULTS}/data/{d}" for d in config["datasets"]],
     }
 
 

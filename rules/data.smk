@@ -1,4 +1,5 @@
-# Data stage: (synthetic source) -> download -> extract -> ingest/split -> patches.
+# Data stage: (synthetic source) -> download -> extract -> ingest/split -> patches; a folder
+# source (the published Hagen data): fetch_folder -> ingest/split -> patches.
 
 
 rule synthetic_source:
@@ -38,6 +39,33 @@ rule download:
         base=download_base,
     script:
         "../workflow_scripts/download.py"
+
+
+rule fetch_folder:
+    output:
+        files=directory(f"{RESULTS}/sources/{{folder}}/{{dataset}}"),
+        sha256=f"{RESULTS}/downloads/{{folder}}/{{dataset}}.sha256",
+    log:
+        f"{RESULTS}/logs/download/{{folder}}/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/download/{{folder}}/{{dataset}}.tsv"
+    retries: retries("download", 1)
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("download"),
+    params:
+        # what is fetched; where from (hagen_url, mirrors) and the pinned sha256 are read
+        # from the config by the script, so that switching to a mirror reruns nothing
+        globs=lambda wildcards: canonical(
+            source_globs(wildcards.dataset, config["datasets"][wildcards.dataset])
+        ),
+        manual_path=lambda wildcards: config["downloads"][wildcards.folder][
+            "manual_path"
+        ],
+        cache=lambda wildcards: f"{RESULTS}/downloads/{wildcards.folder}",
+    script:
+        "../workflow_scripts/fetch_folder.py"
 
 
 rule extract:

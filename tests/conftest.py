@@ -30,18 +30,29 @@ class Server:
     ``routes[path] = (payload, mode)`` with mode one of: ``ok`` (Range honoured), ``norange``
     (Range ignored), ``truncate_once`` (first response cut in half), ``truncate`` (every
     response cut in half), ``fail:N`` (N x HTTP 500 first), ``status:CODE``, ``sleep:S`` (no
-    answer for S seconds). ``requests`` records (path, Range header) of every request.
+    answer for S seconds). ``requests`` records (path, Range header) of every GET request,
+    ``heads`` the path of every HEAD request (answered with the size).
     """
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[bytes, str]] = {}
         self.requests: list[tuple[str, str | None]] = []
+        self.heads: list[str] = []
         self.counts: dict[str, int] = {}
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args: object) -> None:
                 pass
+
+            def do_HEAD(self) -> None:  # sizes, as a file server answers them
+                server.heads.append(self.path)
+                if self.path not in server.routes:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(server.routes[self.path][0])))
+                self.end_headers()
 
             def do_GET(self) -> None:
                 server.requests.append((self.path, self.headers.get("Range")))

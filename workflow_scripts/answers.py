@@ -8,4 +8,5 @@ from fmdenoise.logs import log_to
 with log_to(snakemake.log[0]):
     tables = {Path(f).stem: f for f in snakemake.input.tables}
     metrics = {(Path(f).parent.name, Path(f).stem): f for f in snakemake.input.metrics}
-    write_answers(tables, metrics, snakemake.params.finetuned, snakemake.output[0])
+    data = {Path(f).name: f for f in snakemake.input.data}
+    write_answers(tables, metrics, snakemake.params.finetuned, snakemake.output[0], data)

@@ -4,11 +4,14 @@ from fmdenoise.data.ingest import ingest_dataset
 from fmdenoise.logs import log_to
 
 with log_to(snakemake.log[0]) as log:
+    split = snakemake.params.split
     manifest = ingest_dataset(
         snakemake.input[0],
         snakemake.params.dataset,
         snakemake.output[0],
-        val_fraction=snakemake.params.split["val_fraction"],
-        seed=snakemake.params.split["seed"],
+        val_fraction=split["val_fraction"],
+        seed=split["seed"],
+        test_fraction=split.get("test_fraction"),
     )
     log.info("ingested %s", manifest.groupby(["split", "role"]).size().to_dict())
+    log.info("split: %s", manifest["split_rule"].iloc[0])

@@ -169,12 +169,14 @@ def _plan(args: argparse.Namespace) -> None:
     from fmdenoise.plan.calibration import Calibration
     from fmdenoise.plan.report import format_plan, make_plan
     from fmdenoise.plan.site import partition_limits, partition_nodes, queue_limits
+    from fmdenoise.plan.source_sizes import listed_bytes
 
     config = load_config(args.config)
     path = args.calibration or config.get("planning", {}).get("calibration")
     partitions = partition_limits() if args.sinfo else None
     queue = queue_limits(config) if args.sinfo and partitions is not None else None
     nodes = partition_nodes() if args.sinfo and partitions is not None else None
+    listed = None if args.offline else listed_bytes(config)
     plan = make_plan(
         config,
         Calibration.load(path),
@@ -182,6 +184,7 @@ def _plan(args: argparse.Namespace) -> None:
         partitions=partitions,
         queue=queue,
         nodes=nodes,
+        listed=listed,
     )
     print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
 
@@ -282,6 +285,12 @@ def _add_plan(sub: Any) -> None:
         help="do not ask SLURM (sinfo, scontrol, sacctmgr) for the partitions' time limits and "
         "the queue limits (asked when SLURM is there)",
     )
+    plan.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not list the folder sources (hagen_url): download sizes from the expected "
+        "sizes (listed when the site answers)",
+    )
     plan.set_defaults(func=_plan)
     cal = sub.add_parser(
         "calibrate",
@@ -346,13 +355,19 @@ def _add_inspect_source(sub: Any) -> None:
     """The ``inspect-source`` subcommand's arguments."""
     ins = sub.add_parser(
         "inspect-source",
-        help="what an extracted archive holds and what each dataset's globs find in it",
-        description="List every TIFF under DIR (pages, image shape) and, with --config, what "
-        "each dataset's globs match there (train/test, noisy/ground truth, provided outputs), "
-        "whether they pair, and which files no glob claims. Run it when ingest fails on a "
-        "real archive, then edit the globs of the config.",
+        help="what a source (a URL of the site, or a folder) holds and what the globs find",
+        description="List the files under SOURCE (a remote folder's URL, read from its index "
+        "pages, e.g. the hagen_url of config.yaml; or a local folder: a copy of the site, an "
+        "extracted archive) with sizes, every TIFF's pages, image shape and dtype read from "
+        "its header (HTTP byte ranges: nothing is downloaded whole), and, with --config, "
+        "what each dataset's globs match there (train/test, noisy/ground truth, provided "
+        "outputs), whether they pair, whether the test side comes from the source or from "
+        "split.test_fraction, and which files no glob claims. Run it first against the real "
+        "site, and whenever ingest fails; then edit the globs of the config.",
     )
-    ins.add_argument("source", metavar="DIR", help="extracted archive (results/<study>/sources/X)")
+    ins.add_argument(
+        "source", metavar="SOURCE", help="URL of a folder (http(s), file:) or a local folder"
+    )
     ins.add_argument("--config", default=None, help="study config whose globs to try")
     ins.add_argument(
         "--dataset", action="append", help="only this dataset (repeatable; default: all)"

@@ -90,18 +90,48 @@ def transfer_source(config: Mapping[str, Any], dataset: str) -> str | None:
     return swept[0]
 
 
+def folder_urls(config: Mapping[str, Any], key: str) -> list[str]:
+    """The base URLs of folder download ``key``, in the order they are tried: its url (or
+    ``hagen_url``), then its mirrors (or ``hagen_mirrors`` when it names no url)."""
+    spec = config["downloads"][key]
+    if spec.get("url"):
+        return [spec["url"], *(spec.get("mirrors") or [])]
+    mirrors = spec.get("mirrors")
+    return [config["hagen_url"], *(config.get("hagen_mirrors", []) if mirrors is None else mirrors)]
+
+
+def source_kind(config: Mapping[str, Any], dataset: str) -> str:
+    """``archive`` or ``folder``: the kind of dataset ``dataset``'s source."""
+    return config["downloads"][config["datasets"][dataset]["source"]].get("kind", "archive")
+
+
 def check_config(config: dict[str, Any], source: str = "config") -> None:
     """Cross-key checks the schema cannot express. Raises :class:`ConfigError`."""
     downloads = config.get("downloads", {})
-    for name, ds in config.get("datasets", {}).items():
-        if ds["archive"] not in downloads:
+    for key, spec in downloads.items():
+        folder = spec.get("kind") == "folder"
+        if not folder and not spec.get("url"):
+            raise ConfigError(f"{source}: downloads.{key}.url: required (only a folder has none)")
+        if not folder and spec.get("mirrors"):
+            raise ConfigError(f"{source}: downloads.{key}.mirrors: only a folder has mirrors")
+        if isinstance(spec.get("sha256"), dict) != folder and spec.get("sha256") is not None:
             raise ConfigError(
-                f"{source}: datasets.{name}.archive: {ds['archive']!r} is not a key of "
+                f"{source}: downloads.{key}.sha256: "
+                + (
+                    "a folder's is a mapping {path under the folder: sha256}"
+                    if folder
+                    else "one sha256 (a mapping is for a folder's files)"
+                )
+            )
+    for name, ds in config.get("datasets", {}).items():
+        if ds["source"] not in downloads:
+            raise ConfigError(
+                f"{source}: datasets.{name}.source: {ds['source']!r} is not a key of "
                 f"downloads (known: {', '.join(sorted(downloads))})"
             )
-        if downloads[ds["archive"]].get("kind", "archive") != "archive":
+        if downloads[ds["source"]].get("kind", "archive") not in ("archive", "folder"):
             raise ConfigError(
-                f"{source}: datasets.{name}.archive: {ds['archive']!r} is not an archive"
+                f"{source}: datasets.{name}.source: {ds['source']!r} is not an archive or a folder"
             )
     for name, model in config.get("models", {}).items():
         pre = model["pretrained"]

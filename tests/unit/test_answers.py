@@ -175,3 +175,20 @@ def test_q3_after_a_halving_search_reads_the_first_rung():
     text = answer_choices(hyper, pd.DataFrame(), search)
     assert "first rung's budget of 10 steps" in text
     assert "the learning rate explains 100 %" in text and "the loss 0 %" in text
+
+
+def test_answers_say_how_each_dataset_was_split(tmp_path):
+    from fmdenoise.evaluate.answers import describe_splits
+
+    rows = [
+        {"image": f"i{i}", "split": s, "role": r, "split_rule": "test: the last 2 of 9 pairs"}
+        for i, s in enumerate(["train"] * 5 + ["val"] * 2 + ["test"] * 2)
+        for r in ("low", "gt")
+    ]
+    (tmp_path / "a").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "a" / "manifest.csv", index=False)
+    (tmp_path / "b").mkdir()  # an ingest from before split_rule existed
+    pd.DataFrame(rows).drop(columns="split_rule").to_csv(tmp_path / "b" / "manifest.csv")
+    text = describe_splits({"a": tmp_path / "a", "b": tmp_path / "b"})
+    assert "| a | 5 | 2 | 2 | test: the last 2 of 9 pairs |" in text
+    assert "| b | 5 | 2 | 2 | not recorded (older ingest) |" in text

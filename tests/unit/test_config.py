@@ -50,8 +50,8 @@ def test_shipped_configs_validate_and_get_defaults():
             "is not one of",
         ),
         (
-            lambda c: c["datasets"]["actin-demo"].update(archive="nope"),
-            "datasets.actin-demo.archive",
+            lambda c: c["datasets"]["actin-demo"].update(source="nope"),
+            "datasets.actin-demo.source",
             "not a key of downloads",
         ),
         (

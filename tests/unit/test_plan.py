@@ -61,7 +61,7 @@ def small_config():
             },
             "datasets": {
                 "ds": {
-                    "archive": "a",
+                    "source": "a",
                     "train": {"low": "{dataset}-lowsnr.tif", "gt": "{dataset}-highsnr.tif"},
                     "test": {"low": "t/{dataset}-lowsnr.tif", "gt": "t/{dataset}-highsnr.tif"},
                     "expected": {"train_pairs": 10, "test_pairs": 4, "height": 1000, "width": 1000},

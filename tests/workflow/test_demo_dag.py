@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,8 +132,10 @@ def test_shipped_checkpoint_regenerated_by_the_pretrain_rule(tmp_path):
 def test_real_study_dag_builds_offline(tmp_path):
     proc = snakemake(tmp_path, "-n", config=ROOT / "config.yaml")
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts["download"] == 13  # 10 dataset archives + 3 official checkpoints
-    assert counts["extract"] == 10 and counts["ingest"] == 10 and counts["patches"] == 10
+    assert counts["download"] == 3  # the official checkpoints
+    # the published data: each dataset fetches its files from the GigaDB folder, no archive
+    assert counts["fetch_folder"] == 10 and "extract" not in counts
+    assert counts["ingest"] == 10 and counts["patches"] == 10
     assert counts["convert_checkpoint"] == 3
 
 
@@ -326,3 +330,50 @@ def test_keep_weights_selected_through_the_workflow(reduced_demo, tmp_path):
         )
     again = snakemake(work, config=selected_only)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.workflow
+def test_real_config_ingests_the_published_layout_from_a_server(tmp_path):
+    """`snakemake --config hagen_url=<a server with the published layout>` with config.yaml
+    otherwise unchanged: each dataset fetches its own stacks from the listing, the unsplit
+    ones are split by split.test_fraction, the one with test files keeps them."""
+    import pandas as pd
+
+    from fmdenoise.plan.rehearsal import serve
+
+    from ..gigadb import PUBLISHED, make_published_tree
+
+    tree = make_published_tree(tmp_path / "site" / "100888")
+    work = tmp_path / "work"
+    work.mkdir()
+    targets = [f"results/hagen/data/{name}" for name in PUBLISHED]
+    with serve(tree.parent) as url:
+        cmd = [
+            sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+            "--directory", str(work), "--cores", "2",
+            *targets, "--config", f"hagen_url={url}/100888/", "hagen_mirrors=[]",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["fetch_folder"] == 3 and counts["ingest"] == 3
+    for name, (folder, pages, test_pages) in PUBLISHED.items():
+        m = pd.read_csv(work / "results/hagen/data" / name / "manifest.csv")
+        n_test = (m[m["role"] == "low"]["split"] == "test").sum()
+        assert n_test == (test_pages or round(0.1 * pages))
+        log = (work / f"results/hagen/logs/download/hagen/{name}.log").read_text()
+        assert f"from {url}/100888/{folder}/{name}-lowsnr.tif" in log
+        sums = (work / f"results/hagen/downloads/hagen/{name}.sha256").read_text()
+        assert f"  {folder}/{name}-highsnr.tif" in sums
+    assert (
+        "split.test_fraction" in (work / "results/hagen/logs/ingest/mito-confocal.log").read_text()
+    )
+    # nothing but the matched files was fetched (the readme and checksum list stay remote)
+    cache = work / "results/hagen/downloads/hagen"
+    cached = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
+    assert cached == sorted(
+        [f"{folder}/{name}-{role}.tif" for name, (folder, *_) in PUBLISHED.items()
+         for role in ("lowsnr", "highsnr")]
+        + [f"07-nucleus/test/nucleus-{role}.tif" for role in ("lowsnr", "highsnr")]
+        + [f"{name}.sha256" for name in PUBLISHED]
+    )  # fmt: skip

@@ -220,12 +220,14 @@ def _copy_verified(src: Path, dest: Path, spec: DownloadSpec, origin: str) -> st
 # --------------------------------------------------------------------------- extraction
 
 
-def _check_member_name(archive: Path, name: str) -> PurePosixPath:
+def check_member_name(archive: Path, name: str, what: str = "member") -> PurePosixPath:
+    """``name`` as a relative path that stays inside its folder, or :class:`ArchiveError`
+    naming ``archive`` (an archive's member, a listed file of a folder source)."""
     p = PurePosixPath(name)
     if p.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise ArchiveError(f"{archive}: member {name!r} has an absolute path; refusing to extract")
+        raise ArchiveError(f"{archive}: {what} {name!r} has an absolute path; refusing it")
     if ".." in p.parts:
-        raise ArchiveError(f"{archive}: member {name!r} escapes the target folder ('..')")
+        raise ArchiveError(f"{archive}: {what} {name!r} escapes the target folder ('..')")
     return p
 
 
@@ -286,7 +288,7 @@ def _extract_zip(archive: Path, target: Path, max_bytes: int) -> None:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
             for info in infos:
-                _check_member_name(archive, info.filename)
+                check_member_name(archive, info.filename)
                 if (info.external_attr >> 16) & 0o170000 == 0o120000:
                     raise ArchiveError(f"{archive}: member {info.filename!r} is a symbolic link")
             if sum(i.file_size for i in infos) > max_bytes:
@@ -309,7 +311,7 @@ def _extract_tar(archive: Path, target: Path, max_bytes: int) -> None:
         with tarfile.open(archive, "r:*") as tf:
             members = tf.getmembers()
             for m in members:
-                _check_member_name(archive, m.name)
+                check_member_name(archive, m.name)
                 if m.issym() or m.islnk():
                     _check_link_target(archive, m)
                 elif not (m.isfile() or m.isdir()):

@@ -14,8 +14,12 @@ that one archive holding several datasets' stacks (the public Hagen archives gro
 mito of one magnification, ``actin-60x-noise2-lowsnr.tif`` beside ``mito-60x-noise2-lowsnr.tif``)
 is read with the same globs for every dataset.
 
-Every pair is checked (same 2D shape, finite values, non-constant ground truth). A validation
-split is carved from the authors' train side, by image, seeded; never from test. The output
+Every pair is checked (same 2D shape, finite values, non-constant ground truth). The test set
+is the source's test files when its test globs match any (the authors' split); otherwise
+(the published Hagen stacks come unsplit) the last ``round(test_fraction x N)`` of the N
+pairs in key order, i.e. the stacks' last pages, as public code that uses these data does
+(:func:`split_test`). A validation split is carved from the rest, by image, seeded; never from
+test. Every manifest row names the rule that made its split (``split_rule``). The output
 folder ``data/{dataset}`` is written atomically and ends with ``manifest.csv``.
 """
 
@@ -23,8 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -57,10 +61,29 @@ def dataset_layout(name: str, dataset_cfg: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, str):
             return value.replace("{dataset}", name)
         if isinstance(value, Mapping):
-            return {k: expand(v) if k != "archive" else v for k, v in value.items()}
+            return {k: expand(v) if k != "source" else v for k, v in value.items()}
         return value
 
     return expand(dataset_cfg)
+
+
+#: the globs a source must match for a dataset to exist at all (test: see split_test)
+REQUIRED_GLOBS = ("train.low", "train.gt")
+
+
+def source_globs(name: str, dataset_cfg: Mapping[str, Any]) -> dict[str, str]:
+    """Every glob of dataset ``name`` by role (``train.low``, ``train.gt``, ``test.low``,
+    ``test.gt``, ``test.provided.<method>``), ``{dataset}`` expanded and relative to the
+    source (the dataset's root joined in front)."""
+    layout = dataset_layout(name, dataset_cfg)
+    root = layout.get("root", ".").strip("/")
+    prefix = "" if root in ("", ".") else root + "/"
+    globs = {
+        f"{side}.{role}": layout[side][role] for side in ("train", "test") for role in ("low", "gt")
+    }
+    for method, pattern in layout["test"].get("provided", {}).items():
+        globs[f"test.provided.{method}"] = pattern
+    return {role: prefix + pattern for role, pattern in globs.items()}
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -85,36 +108,42 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z")
 
 
-def match_planes(root: Path, pattern: str) -> dict[str, Plane]:
-    """Planes matched by ``pattern`` under ``root``, keyed for pairing.
-
-    A single matched file contributes its pages keyed ``0000``, ``0001``...; several files
-    contribute one plane each, keyed by their wildcard text.
-    """
-    files = sorted(p for p in root.glob(pattern) if p.is_file())
+def plane_keys(
+    files: Sequence[str], pattern: str, pages: Callable[[str], int], where: str
+) -> dict[str, tuple[str, int]]:
+    """``key -> (file, page)`` of the planes in ``files`` (relative paths ``pattern``
+    matched), keyed for pairing. A single file contributes its pages keyed ``0000``,
+    ``0001``...; several files contribute one plane each, keyed by their wildcard text.
+    ``pages(file)`` counts a file's pages; ``where`` names the folder in errors."""
     if not files:
-        raise ImageError(f"{root}: no file matches {pattern!r}")
+        raise ImageError(f"{where}: no file matches {pattern!r}")
     if len(files) == 1:
-        n = tiff_page_count(files[0])
-        return {f"{i:04d}": Plane(files[0], i) for i in range(n)}
-    stacks = [(f, n) for f in files if (n := tiff_page_count(f)) != 1]
+        return {f"{i:04d}": (files[0], i) for i in range(pages(files[0]))}
+    stacks = [(f, n) for f in files if (n := pages(f)) != 1]
     if stacks:
-        names = ", ".join(f.relative_to(root).as_posix() for f in files[:4])
+        names = ", ".join(files[:4])
         raise ImageError(
-            f"{root}: {pattern!r} matches {len(files)} files ({names}"
-            f"{', ...' if len(files) > 4 else ''}) and {stacks[0][0].name} is a stack of "
-            f"{stacks[0][1]} images: a glob must match one stack, or a folder of single "
-            "images. Name the dataset in the glob (e.g. '**/train*/{dataset}-lowsnr.tif'); "
-            f"`fmdenoise inspect-source {root}` shows what each glob finds"
+            f"{where}: {pattern!r} matches {len(files)} files ({names}"
+            f"{', ...' if len(files) > 4 else ''}) and {PurePosixPath(stacks[0][0]).name} is a "
+            f"stack of {stacks[0][1]} images: a glob must match one stack, or a folder of "
+            "single images. Name the dataset in the glob (e.g. '*/{dataset}-lowsnr.tif'); "
+            f"`fmdenoise inspect-source {where}` shows what each glob finds"
         )
     regex = glob_regex(pattern)
-    planes: dict[str, Plane] = {}
+    keys: dict[str, tuple[str, int]] = {}
     for f in files:
-        m = regex.match(f.relative_to(root).as_posix())
-        key = "_".join(g.strip("/") for g in m.groups() if g) if m else f.stem
-        key = re.sub(r"[^A-Za-z0-9_.-]+", "_", key) or f.stem
-        planes[key] = Plane(f, 0)
-    return planes
+        m = regex.match(f)
+        key = "_".join(g.strip("/") for g in m.groups() if g) if m else PurePosixPath(f).stem
+        key = re.sub(r"[^A-Za-z0-9_.-]+", "_", key) or PurePosixPath(f).stem
+        keys[key] = (f, 0)
+    return keys
+
+
+def match_planes(root: Path, pattern: str) -> dict[str, Plane]:
+    """Planes matched by ``pattern`` under ``root``, keyed for pairing (:func:`plane_keys`)."""
+    files = sorted(p.relative_to(root).as_posix() for p in root.glob(pattern) if p.is_file())
+    keys = plane_keys(files, pattern, lambda f: tiff_page_count(root / f), str(root))
+    return {key: Plane(root / f, page) for key, (f, page) in keys.items()}
 
 
 def pair_planes(
@@ -144,6 +173,24 @@ def check_pair(low: np.ndarray, gt: np.ndarray, low_src: Any, gt_src: Any) -> No
         raise ImageError(f"{gt_src}: ground truth is constant ({gt.flat[0]}); nothing to learn")
 
 
+def split_test(names: list[str], test_fraction: float | None) -> tuple[list[str], list[str]]:
+    """``(train_side, test)``: the last ``round(test_fraction x N)`` (at least 1) of the N
+    sorted keys are test, leaving at least 2 for train and validation."""
+    if test_fraction is None:
+        raise ConfigError(
+            "split.test_fraction: null, and the dataset's test globs match nothing: give the "
+            "test globs that find the source's test files, or a test_fraction to split it"
+        )
+    keys = sorted(names)
+    n_test = max(1, round(test_fraction * len(keys)))
+    if len(keys) - n_test < 2:
+        raise ConfigError(
+            f"split.test_fraction {test_fraction}: {len(keys)} pairs leave {len(keys) - n_test} "
+            "for train and validation (need 2)"
+        )
+    return keys[:-n_test], keys[-n_test:]
+
+
 def split_train_val(names: list[str], val_fraction: float, seed: int) -> dict[str, str]:
     """Assign each train-side image to 'train' or 'val' (by image, seeded, stable)."""
     if len(names) < 2:
@@ -163,24 +210,44 @@ def ingest_dataset(
     *,
     val_fraction: float,
     seed: int,
+    test_fraction: float | None = None,
 ) -> pd.DataFrame:
     """Ingest one dataset into ``out_dir`` (written atomically) and return its manifest."""
     root = Path(source_root) / dataset_cfg.get("root", ".")
     if not root.is_dir():
-        raise ImageError(f"{root}: dataset root not found in the extracted archive")
+        raise ImageError(f"{root}: dataset root not found in the source")
     train_pairs = pair_planes(
         match_planes(root, dataset_cfg["train"]["low"]),
         match_planes(root, dataset_cfg["train"]["gt"]),
         "ground-truth",
     )
-    test_low = match_planes(root, dataset_cfg["test"]["low"])
-    test_pairs = pair_planes(
-        test_low, match_planes(root, dataset_cfg["test"]["gt"]), "ground-truth"
+    test = dataset_cfg["test"]
+    has_test = any(p.is_file() for p in root.glob(test["low"])) or any(
+        p.is_file() for p in root.glob(test["gt"])
     )
-    provided = {
-        method: pair_planes(test_low, match_planes(root, pattern), f"'{method}' output")
-        for method, pattern in dataset_cfg["test"].get("provided", {}).items()
-    }
+    val_rule = f"val: {val_fraction:g} of the rest by image (seed {seed})"
+    if has_test:
+        test_low = match_planes(root, test["low"])
+        test_pairs = pair_planes(test_low, match_planes(root, test["gt"]), "ground-truth")
+        provided = {
+            method: pair_planes(test_low, match_planes(root, pattern), f"'{method}' output")
+            for method, pattern in test.get("provided", {}).items()
+        }
+        rule = f"test: the source's test files ({test['low']}); {val_rule}"
+    else:
+        if test.get("provided"):
+            raise ConfigError(
+                f"test.provided: method outputs need the source's test files, and "
+                f"{test['low']!r} matches nothing under {root}"
+            )
+        kept, held = split_test(list(train_pairs), test_fraction)
+        test_pairs = {k: train_pairs[k] for k in held}
+        train_pairs = {k: train_pairs[k] for k in kept}
+        provided = {}
+        rule = (
+            f"test: the last {len(held)} of {len(held) + len(kept)} pairs (no test files in "
+            f"the source; split.test_fraction {test_fraction:g}); {val_rule}"
+        )
     assignment = split_train_val(list(train_pairs), val_fraction, seed)
     rows: list[dict[str, Any]] = []
     with atomic_dir(out_dir) as tmp:
@@ -202,7 +269,8 @@ def ingest_dataset(
                             f"{src}: shape {img.shape} differs from input {lo} {low_img.shape}"
                         )
                     rows.append(_write(tmp, split, f"provided/{method}", name, img, src))
-        manifest = pd.DataFrame(rows).sort_values(["split", "image", "role"], ignore_index=True)
+        manifest = pd.DataFrame(rows).assign(split_rule=rule)
+        manifest = manifest.sort_values(["split", "image", "role"], ignore_index=True)
         manifest.to_csv(tmp / "manifest.csv", index=False)
     return manifest
 

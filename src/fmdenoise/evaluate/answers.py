@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fmdenoise.data.ingest import read_manifest
 from fmdenoise.evaluate.stats import holm, verdict, wilcoxon_paired
 from fmdenoise.io import write_text
 
@@ -301,14 +302,35 @@ def answer_choices(
     return "\n".join(out)
 
 
+def describe_splits(data_dirs: Mapping[str, str | Path]) -> str:
+    """The data section: each dataset's images per split and the rule that made the split
+    (the source's test files, or ``split.test_fraction`` on unsplit stacks)."""
+    out = [
+        "## The data",
+        "",
+        "| dataset | train | val | test | how the split was made |",
+        "|---|---|---|---|---|",
+    ]
+    for name, folder in data_dirs.items():
+        m = read_manifest(folder)
+        n = m[m["role"] == "low"].groupby("split").size()
+        rule = m["split_rule"].iloc[0] if "split_rule" in m else "not recorded (older ingest)"
+        out.append(
+            f"| {name} | {n.get('train', 0)} | {n.get('val', 0)} | {n.get('test', 0)} | {rule} |"
+        )
+    return "\n".join(out)
+
+
 def write_answers(
     tables: Mapping[str, str | Path],
     metric_files: Mapping[tuple[str, str], str | Path],
     finetuned: list[str],
     out: str | Path,
+    data_dirs: Mapping[str, str | Path] | None = None,
 ) -> str:
     """Read the study's tables (``main``, ``cost``, ``hyperparameters`` and, when run,
-    ``scratch``, ``augmentation``, ``search``) and per-image metrics; write ``answers.md``."""
+    ``scratch``, ``augmentation``, ``search``), per-image metrics and the ingested datasets'
+    manifests (``data_dirs``: how each was split); write ``answers.md``."""
 
     def read(name: str) -> pd.DataFrame:
         return pd.read_csv(tables[name]) if name in tables else pd.DataFrame()
@@ -318,6 +340,7 @@ def write_answers(
     text = "\n\n".join(
         [
             "# The study's questions, answered from its numbers",
+            *([describe_splits(data_dirs)] if data_dirs else []),
             answer_pretraining(
                 zero_shot_comparison(main, metrics, finetuned),
                 scratch_catch_up(read("scratch")) if "scratch" in tables else pd.DataFrame(),

@@ -81,9 +81,14 @@ class JobBuilder:
     """Builds the job list of a study (see :func:`study_jobs`)."""
 
     def __init__(
-        self, config: Mapping[str, Any], sizes: Mapping[str, DatasetSize], costs: CostModel
+        self,
+        config: Mapping[str, Any],
+        sizes: Mapping[str, DatasetSize],
+        costs: CostModel,
+        listed: Mapping[str, float] | None = None,
     ):
         self.config, self.sizes, self.costs = config, sizes, costs
+        self.listed = listed or {}
         self.jobs: list[Job] = []
 
     def add(
@@ -121,7 +126,7 @@ class JobBuilder:
         """The sizes of the datasets ``archive`` holds: the config's datasets from it, or every
         dataset the demo's synthetic source was made with (a reduced config uses fewer)."""
         sizes = [
-            self.sizes[d] for d, ds in self.config["datasets"].items() if ds["archive"] == archive
+            self.sizes[d] for d, ds in self.config["datasets"].items() if ds["source"] == archive
         ]
         synth = self.config.get("synthetic_source")
         if synth and sizes:  # one synthetic archive; its datasets share one shape
@@ -131,9 +136,21 @@ class JobBuilder:
     def archive_bytes(self, archive: str) -> float:
         return sum(size.data_mpx * 1e6 * 4 for size in self.archive_sizes(archive))
 
+    def source_bytes(self, dataset: str) -> float:
+        """Bytes of a folder source's files for ``dataset``: the listing's (``listed``, when
+        the site was reached) or its stacks' from the expected size (float32 planes)."""
+        if dataset in self.listed:
+            return self.listed[dataset]
+        size = self.sizes[dataset]
+        return size.data_mpx * 1e6 * 4
+
     def data_stage(self) -> None:
         c, costs = self.config, self.costs
-        archives = sorted({ds["archive"] for ds in c["datasets"].values()})
+        downloads = c["downloads"]
+        folders = [
+            d for d, ds in c["datasets"].items() if downloads[ds["source"]]["kind"] == "folder"
+        ]
+        archives = sorted({ds["source"] for d, ds in c["datasets"].items() if d not in folders})
         checkpoints = {
             m: cfg["pretrained"]["download"]
             for m, cfg in c["models"].items()
@@ -148,6 +165,19 @@ class JobBuilder:
             members = sum(4 + size.provided for size in self.archive_sizes(name))
             self.add("download", name, "downloads", costs.download(nbytes), nbytes, files=2)
             self.add("extract", name, "sources", costs.extract(nbytes), nbytes, files=members)
+        for name in folders:  # the cache in downloads/, hard links in sources/ (no bytes)
+            nbytes = self.source_bytes(name)
+            members = 2 + self.sizes[name].provided
+            label = f"{c['datasets'][name]['source']}/{name}"
+            self.add(
+                "fetch_folder",
+                label,
+                "downloads",
+                costs.download(nbytes),
+                nbytes,
+                files=2 * members + 1,
+                outputs=2,
+            )
         for model, key in checkpoints.items():
             nbytes = 4 * costs.parameters(model)
             self.add("download", key, "downloads", costs.download(nbytes), nbytes, files=2)
@@ -321,10 +351,14 @@ class RunBytes:
 
 
 def study_jobs(
-    config: Mapping[str, Any], sizes: Mapping[str, DatasetSize], costs: CostModel
+    config: Mapping[str, Any],
+    sizes: Mapping[str, DatasetSize],
+    costs: CostModel,
+    listed: Mapping[str, float] | None = None,
 ) -> list[Job]:
-    """Every job of the study, in DAG order."""
-    builder = JobBuilder(config, sizes, costs)
+    """Every job of the study, in DAG order (``listed``: a folder source's bytes per dataset,
+    from its listing)."""
+    builder = JobBuilder(config, sizes, costs, listed)
     builder.data_stage()
     builder.train_stage()
     builder.evaluate_stage()

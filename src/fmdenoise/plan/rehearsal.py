@@ -38,7 +38,12 @@ from fmdenoise.plan import measured
 from fmdenoise.plan.calibration import Calibration, replace_rows, write_table
 from fmdenoise.plan.estimates import CostModel, request
 from fmdenoise.plan.measured import NOTES
-from fmdenoise.plan.rehearsal_source import scaled_size, write_checkpoint, write_dataset_archive
+from fmdenoise.plan.rehearsal_source import (
+    scaled_size,
+    write_checkpoint,
+    write_dataset_archive,
+    write_published_dataset,
+)
 from fmdenoise.plan.report import make_plan
 from fmdenoise.plan.site import DEFAULT, partition_limits, partition_nodes, rule_partition
 from fmdenoise.plan.sizes import dataset_sizes
@@ -115,7 +120,7 @@ def rehearsal_config(config: Mapping[str, Any], base_url: str, opts: Options) ->
         if "expected" not in ds:
             raise ConfigError("datasets.*.expected: a rehearsal renders the expected sizes")
         ds["expected"] = scaled_size(ds["expected"], opts.scale, pair_scale)
-    archives = {ds["archive"] for ds in cfg["datasets"].values()}
+    sources = {ds["source"] for ds in cfg["datasets"].values()}
     checkpoints = {
         m["pretrained"]["download"]
         for m in cfg["models"].values()
@@ -124,11 +129,12 @@ def rehearsal_config(config: Mapping[str, Any], base_url: str, opts: Options) ->
     cfg["downloads"] = {
         key: {
             **{k: v for k, v in spec.items() if k not in ("manual_path", "sha256")},
-            "url": f"{base_url}/{key}",
+            "url": f"{base_url}/{key}" + ("/" if spec.get("kind") == "folder" else ""),
             "sha256": None,
+            **({"mirrors": []} if spec.get("kind") == "folder" else {}),
         }
         for key, spec in cfg["downloads"].items()
-        if key in archives | checkpoints
+        if key in sources | checkpoints
     }
     t = cfg.setdefault("training", {})
     t.update(steps=opts.steps, val_every=opts.steps, checkpoint_every=opts.steps)
@@ -228,8 +234,10 @@ def prepare(
     cfg = rehearsal_config(config, base_url, opts)
     serve_dir.mkdir(parents=True, exist_ok=True)
     for i, (name, ds) in enumerate(cfg["datasets"].items()):
-        path = serve_dir / ds["archive"]
-        if not path.exists():
+        path = serve_dir / ds["source"]
+        if cfg["downloads"][ds["source"]].get("kind") == "folder":
+            write_published_dataset(name, ds["modality"], ds["expected"], path, i + 1, seed=i)
+        elif not path.exists():
             write_dataset_archive(name, ds["modality"], ds["expected"], path, seed=i)
     for model in cfg["models"].values():
         pre = model["pretrained"]

@@ -1,7 +1,11 @@
-"""What a rehearsal serves: a synthetic source shaped like the real Hagen archives, and random
+"""What a rehearsal serves: a synthetic source shaped like the real Hagen data, and random
 full-size weights in the three official checkpoint containers.
 
-Each dataset of the config becomes one zip under its download key, in the public layout: stacks
+A dataset whose source is a folder (``kind: folder``, the published layout,
+:func:`write_published_dataset`) becomes a numbered folder of two plain stacks
+``NN-<dataset>/<dataset>-lowsnr.tif`` / ``-highsnr.tif`` holding all its pairs, unsplit, the
+high-SNR stack on its own intensity scale (more photons), as GigaDB serves them; a readme sits
+beside. A dataset whose source is an archive becomes one zip under its download key: stacks
 ``<dataset>-lowsnr.tif`` / ``<dataset>-highsnr.tif`` (one image per page) on a ``train`` and a
 ``test`` side, actin and mito of one magnification in one folder (``60x-noise2/``), membrane and
 nucleus alone, plus one method output on the test side (``<dataset>-gaussian.tif``) as the
@@ -12,6 +16,7 @@ memory whole.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -108,6 +113,37 @@ def write_dataset_archive(
             for f in sorted(root.rglob("*.tif")):
                 zf.write(f, f.relative_to(Path(tmp)).as_posix())
     return path
+
+
+#: the published folder numbers known (krulllab/COSDD notebooks): both confocal datasets in 03-
+KNOWN_NUMBERS = {"actin-confocal": 3, "mito-confocal": 3}
+
+
+def published_folder(name: str, index: int) -> str:
+    """``NN-<name>``: the known number, else ``index`` (the other folders' numbers are not
+    known; any number works with the default globs)."""
+    return f"{KNOWN_NUMBERS.get(name, index):02d}-{name}"
+
+
+def write_published_dataset(
+    name: str, modality: str, size: Mapping[str, int], root: Path, index: int, seed: int
+) -> Path:
+    """Dataset ``name`` in the published layout under ``root`` (see the module docstring):
+    ``train_pairs + test_pairs`` pages per stack, no split. Returns its folder."""
+    rng = np.random.default_rng(seed)
+    folder = root / published_folder(name, index)
+    if not (folder / f"{name}-highsnr.tif").exists():
+        with tempfile.TemporaryDirectory(dir=root.parent if root.parent.exists() else None) as tmp:
+            n = size["train_pairs"] + size["test_pairs"]
+            shape = (size["height"], size["width"])
+            _write_stacks(Path(tmp), name, "train", n, shape, modality, rng)
+            folder.mkdir(parents=True, exist_ok=True)
+            for role in ("lowsnr", "highsnr"):  # highsnr last: it marks a complete folder
+                os.replace(Path(tmp) / f"{name}-{role}.tif", folder / f"{name}-{role}.tif")
+    readme = root / "readme.txt"
+    if not readme.exists():
+        readme.write_text("Synthetic stand-in for GigaDB 100888 (Hagen et al. 2021).\n")
+    return folder
 
 
 def official_container(arch: str, fmt: str, seed: int = 0) -> dict[str, Any]:

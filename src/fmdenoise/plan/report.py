@@ -68,6 +68,7 @@ def make_plan(
     partitions: Mapping[str, int | None] | None = None,
     queue: Mapping[str, Mapping[str, Any]] | None = None,
     nodes: Mapping[str, Any] | None = None,
+    listed: tuple[Mapping[str, float], list[str]] | None = None,
 ) -> dict[str, Any]:
     """The plan of ``config`` as one JSON-able object (see the module docstring).
 
@@ -76,10 +77,12 @@ def make_plan(
     ``queue`` (:func:`fmdenoise.plan.site.queue_limits`) adds the site's queue limits and the
     ``--jobs`` bound that keeps every submission within them. ``nodes``
     (:func:`fmdenoise.plan.site.partition_nodes`) adds the rules whose CPUs, memory or GPUs no
-    node of their partition has."""
+    node of their partition has. ``listed`` (:func:`fmdenoise.plan.source_sizes.listed_bytes`)
+    gives the folder sources' download bytes from their listing, and its notes."""
     costs = CostModel(config, calibration or Calibration.load())
     sizes = dataset_sizes(config, workdir)
-    jobs = study_jobs(config, sizes, costs)
+    listed_bytes, listing_notes = listed or ({}, [])
+    jobs = study_jobs(config, sizes, costs, listed_bytes)
     by_rule: dict[str, list[Job]] = collections.defaultdict(list)
     for job in jobs:
         by_rule[job.rule].append(job)
@@ -115,6 +118,7 @@ def make_plan(
         "study": config["study"],
         "site": site,
         "search": config["grid"].get("search", "full"),
+        "source_listing": listing_notes,
         "sweep_datasets": config["grid"].get("sweep_datasets") or list(config["datasets"]),
         "jobs": len(jobs),
         "submissions": ungrouped + len(group_keys),
@@ -208,6 +212,7 @@ def format_plan(plan: Mapping[str, Any]) -> str:
     ]
     sources = sorted({s["source"] for s in plan["datasets"].values()})
     lines.append(f"dataset sizes from: {', '.join(sources)}")
+    lines += [f"source listing: {note}" for note in plan.get("source_listing", [])]
     for note in plan["estimates"]:
         lines.append(f"ESTIMATE: {note}")
     site = plan.get("site")
