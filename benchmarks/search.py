@@ -45,7 +45,10 @@ def config(path: Path, search: str, datasets: list[str] | None, models: list[str
     if models:
         cfg["models"] = {m: cfg["models"][m] for m in models}
     cfg["training"].update(TRAINING)
-    cfg["grid"].update(GRID, search=search, halving=HALVING, sweep_datasets=None)  # all swept
+    # every dataset swept; the studies are off, so their datasets need not name one kept here
+    cfg["grid"].update(
+        GRID, search=search, halving=HALVING, sweep_datasets=None, study_datasets=None
+    )
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 

@@ -1,4 +1,5 @@
-"""The reduced rehearsal: the real config.yaml, one dataset at 512x512, full-size models from
+"""The reduced rehearsal: the real config.yaml, one dataset at 512x512 in the published layout
+(a numbered folder of unsplit stacks served with a directory listing), full-size models from
 the official checkpoint containers served on 127.0.0.1, two training steps, through every rule;
 every job's measured need within its request; the real config's requests covering the
 rehearsal's measurements extrapolated to the real sizes."""
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
 OPTIONS = rehearsal.reduced_options()
 EVERY_RULE = {
-    "download", "extract", "convert_checkpoint", "ingest", "patches", "train", "select",
+    "download", "fetch_folder", "convert_checkpoint", "ingest", "patches", "train", "select",
     "studies", "predict", "metrics", "table_main", "table_validation", "table_cost",
     "figure_examples", "figure_psnr_vs_cost", "answers",
 }  # fmt: skip
@@ -43,6 +44,14 @@ def test_every_rule_ran_at_real_size(rehearsed):
     assert set(jobs["rule"]) == EVERY_RULE
     manifest = pd.read_csv(out / "data" / "actin-confocal" / "manifest.csv")
     assert set(zip(manifest["height"], manifest["width"], strict=True)) == {(512, 512)}
+    # the published layout: one numbered folder of two unsplit stacks, split here
+    assert set(manifest["source"].str.split("#").str[0]) == {
+        "actin-confocal-lowsnr.tif",
+        "actin-confocal-highsnr.tif",
+    }
+    assert "split.test_fraction 0.1" in manifest["split_rule"].iloc[0]
+    fetched = (out / "downloads" / "hagen" / "actin-confocal.sha256").read_text()
+    assert "  03-actin-confocal/actin-confocal-lowsnr.tif" in fetched
     for table in ("main", "hyperparameters", "cost"):
         assert (out / "tables" / f"{table}.md").is_file()
     assert (out / "figures" / "examples" / "actin-confocal.png").is_file()

@@ -1,6 +1,7 @@
 """Ingest a source layout into the study's paired, split, float32 TIFF layout.
 
-Each dataset's config names globs (relative to its root inside the extracted archive) for the
+Each dataset's config names globs (relative to its root inside the source: an extracted
+archive, or the files fetched from a folder source) for the
 noisy input (``low``), the ground truth (``gt``) and, on the test side, the authors' method
 outputs (``provided``). Two source forms are understood:
 
@@ -10,9 +11,9 @@ outputs (``provided``). Two source forms are understood:
   matched (``train/low/*.tif`` and ``train/gt/*.tif`` pair ``img_01.tif`` with ``img_01.tif``).
 
 ``{dataset}`` in a glob or the root stands for the dataset's name (:func:`dataset_layout`), so
-that one archive holding several datasets' stacks (the public Hagen archives group actin and
-mito of one magnification, ``actin-60x-noise2-lowsnr.tif`` beside ``mito-60x-noise2-lowsnr.tif``)
-is read with the same globs for every dataset.
+that one source holding several datasets' stacks (GigaDB's folder: ``03-actin-confocal/`` and
+``03-mito-confocal/`` side by side, ``*/{dataset}-lowsnr.tif`` picking each one's own stack) is
+read with the same globs for every dataset.
 
 Every pair is checked (same 2D shape, finite values, non-constant ground truth). The test set
 is the source's test files when its test globs match any (the authors' split); otherwise
