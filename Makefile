@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 CORES ?= 2
 SNAKEMAKE := $(VENV)/bin/snakemake
 
-.PHONY: venv demo test test-fast lint format bench clean-demo plan rehearsal demo-checkpoints
+.PHONY: venv demo test test-fast lint format bench clean-demo plan rehearsal demo-checkpoints docs
 
 venv: $(VENV)/.installed
 
@@ -38,16 +38,23 @@ demo-checkpoints: venv
 
 ## Every test (unit, faults, real snakemake runs of the demo, SLURM), after the linters; the
 ## SLURM tests run in a second pytest process beside the others (tests/run_all.sh).
-test: venv lint
+test: venv lint docs
 	tests/run_all.sh $(PY)
+
+## The documentation site (docs/, MkDocs Material) into site/; the generated references
+## (docs/reference/: configuration keys, command line, rule graph) are rewritten first.
+## --strict: a broken link or a page missing from the nav fails the build.
+docs: venv
+	$(PY) docs/gen_reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 ## The fast unit tests only (the default pytest selection: not marked slow).
 test-fast: venv
 	$(PY) -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check src tests workflow_scripts benchmarks
-	$(VENV)/bin/ruff format --check src tests workflow_scripts benchmarks
+	$(VENV)/bin/ruff check src tests workflow_scripts benchmarks docs
+	$(VENV)/bin/ruff format --check src tests workflow_scripts benchmarks docs
 	$(VENV)/bin/snakefmt --check Snakefile rules
 	$(SNAKEMAKE) --lint --configfile demo/config.yaml
 

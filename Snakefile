@@ -1,5 +1,5 @@
 # fmdenoise: does fine-tuning a natural-image Gaussian denoiser beat microscopy baselines?
-# The DAG and the file contract are described in README.md ("Workflow") and DESIGN.md.
+# The DAG and the file contract are described in docs/workflow.md (the documentation site).
 # Logic lives in src/fmdenoise; rules only wire files, params and resources to it.
 
 from snakemake.utils import min_version, validate

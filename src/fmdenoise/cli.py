@@ -298,7 +298,9 @@ def _add_plan(sub: Any) -> None:
         description="Full-size training steps, inference s/Mpx per model and BM3D, and the data "
         "rules' s/Mpx on this machine's DEVICE, each in its own process.",
     )
-    cal.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    cal.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="the device to measure"
+    )
     cal.add_argument("-o", "--output", default=None, help="CSV to write (default: shipped table)")
     cal.add_argument("--append", default=None, help="keep this table's rows of other device types")
     cal.add_argument(
@@ -321,17 +323,17 @@ def _add_plan(sub: Any) -> None:
         "request. On CPU the training batch is cut to 2 unless --keep-batch, and the jobs are "
         "priced with this machine's inference rates, measured first (unless --calibration).",
     )
-    reh.add_argument("config", nargs="?", default="config.yaml")
+    reh.add_argument("config", nargs="?", default="config.yaml", help="study config to rehearse")
     reh.add_argument(
         "--reduced",
         action="store_true",
-        help="the CI-size rehearsal (one 512x512 dataset, one cell, batch 1; see README)",
+        help="the CI-size rehearsal (one 512x512 dataset, one cell, batch 1; docs/real-study.md)",
     )
     reh.add_argument("--datasets", default=None, help="comma-separated subset (default: all)")
     reh.add_argument("--scale", type=float, default=1.0, help="image sides x SCALE")
     reh.add_argument("--pair-scale", type=float, default=None, help="pairs x this (default SCALE)")
     reh.add_argument("--steps", type=int, default=2, help="training steps per run (default 2)")
-    reh.add_argument("--cores", type=int, default=2)
+    reh.add_argument("--cores", type=int, default=2, help="snakemake --cores (local runs)")
     reh.add_argument("--profile", default=None, help="e.g. profiles/slurm (instead of --cores)")
     reh.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override")
     reh.add_argument("--keep-batch", action="store_true", help="keep the config's batch size")
@@ -379,7 +381,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fmdenoise",
         description="Fine-tuning natural-image denoisers on fluorescence microscopy data. "
-        "The study itself runs with snakemake (see README.md).",
+        "The study itself runs with snakemake (see README.md and docs/).",
     )
     parser.add_argument("--version", action="version", version=f"fmdenoise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -387,7 +389,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("config", help="YAML config file (e.g. config.yaml, demo/config.yaml)")
     check.set_defaults(func=_check_config)
     get = sub.add_parser("fetch", help="download a file with resume and sha256 verification")
-    get.add_argument("url")
+    get.add_argument("url", help="http(s) or file: URL of the file")
     get.add_argument("dest", help="where the verified file is written")
     get.add_argument("--sha256", default=None, help="expected sha256 (omit to print it)")
     get.set_defaults(func=_fetch)

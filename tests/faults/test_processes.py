@@ -122,7 +122,7 @@ def test_sigkill_during_prediction(reduced_demo, tmp_path, guard):
     snakemake(work, "--unlock", config=config)
     snakemake(work, "results/demo/tables/main.csv", config=config)
     ref = local / "results/demo/predictions/bm3d/actin-demo"
-    for tif in sorted(ref.glob("*.tif")):  # BM3D is reproducible only nearly (README)
+    for tif in sorted(ref.glob("*.tif")):  # BM3D is reproducible only nearly (docs/)
         np.testing.assert_allclose(
             tifffile.imread(pred / tif.name), tifffile.imread(tif), rtol=1e-3
         )

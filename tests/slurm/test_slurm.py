@@ -76,7 +76,7 @@ def test_demo_through_slurm_matches_local_run(reduced_demo, slurm_env, tmp_path)
     logs = work / ".snakemake" / "slurm_logs"
     assert sorted(p.name for p in logs.glob("group_*")) == ["group_evaluate_metrics_predict"]
     assert len(list((logs / "group_evaluate_metrics_predict").rglob("*.log"))) == 7
-    # (training is bitwise reproducible; BM3D not quite: see README, hence rtol for main)
+    # (training is bitwise reproducible; BM3D not quite: see docs/, hence rtol for main)
     for table in ("main", "hyperparameters", "scratch", "augmentation"):
         a = pd.read_csv(local / "results" / "demo" / "tables" / f"{table}.csv")
         b = pd.read_csv(work / "results" / "demo" / "tables" / f"{table}.csv")
