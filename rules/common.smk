@@ -16,7 +16,7 @@ from fmdenoise.config import (
 from fmdenoise.plan.jobs import method_kinds
 from fmdenoise.plan.requests import JobRequests
 from fmdenoise.plan.time_limits import chained_retries, rule_chain
-from fmdenoise.train.search import config_budgets, grid_order, halving
+from fmdenoise.train.search import config_budgets, grid_order, halving, stratum
 
 RESULTS = config["results"]
 

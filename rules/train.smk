@@ -71,6 +71,7 @@ checkpoint promote:
     params:
         budget=lambda wildcards: BUDGETS[int(wildcards.rung)],
         eta=config["grid"]["halving"]["eta"],
+        stratify=lambda wildcards: stratum(config, int(wildcards.rung)),
         order=grid_order(config),
     script:
         "../workflow_scripts/promote.py"

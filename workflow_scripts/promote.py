@@ -12,6 +12,7 @@ with log_to(snakemake.log[0]):
         snakemake.input,
         snakemake.params.eta,
         [tuple(c) for c in snakemake.params.order],
+        snakemake.params.stratify,
     )
     write_json(snakemake.output[0], decided)
     drop_unpromoted_states(decided)

@@ -159,11 +159,24 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
             if name not in config.get("datasets", {}):
                 raise ConfigError(f"{source}: grid.{key}: {name!r} is not a dataset")
     if grid.get("search") == "halving":
-        min_steps, val_every = grid["halving"]["min_steps"], training["val_every"]
-        if min_steps % val_every:
+        h, val_every, steps = grid["halving"], training["val_every"], training["steps"]
+        min_steps = h["min_steps"]
+        if not h.get("budgets") and min_steps % val_every:
             raise ConfigError(
                 f"{source}: grid.halving.min_steps: {min_steps} is not a multiple of "
                 f"training.val_every ({val_every}); every rung must end on a validation"
+            )
+        budgets = h.get("budgets") or []
+        for b in budgets:
+            if b % val_every:
+                raise ConfigError(
+                    f"{source}: grid.halving.budgets: {b} is not a multiple of "
+                    f"training.val_every ({val_every}); every rung must end on a validation"
+                )
+        if budgets and (budgets != sorted(set(budgets)) or budgets[-1] >= steps):
+            raise ConfigError(
+                f"{source}: grid.halving.budgets: {budgets} must increase and stay below "
+                f"training.steps ({steps}, the last rung's budget)"
             )
     synth = config.get("synthetic_source")
     if synth:

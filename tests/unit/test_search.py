@@ -23,12 +23,14 @@ from fmdenoise.plan.report import make_plan
 from fmdenoise.train.loop import train, train_rung
 from fmdenoise.train.search import (
     cells_per_rung,
+    config_budgets,
     grid_order,
     keep,
     promote,
     promotion,
     rung_budgets,
     search_spend,
+    stratum,
 )
 from fmdenoise.train.selection import select_cell
 from fmdenoise.train.setup import Cell
@@ -84,6 +86,49 @@ def test_promotion_by_hand():
     assert promote(cells, 2, flipped)[1]["cell"]["loss"] == "ssim"
     # eta 3 of 4 cells: one goes on
     assert [c["promoted"] for c in promote(cells, 3, ORDER)] == [True, False, False, False]
+
+
+def test_stratified_promotion_keeps_a_late_bloomer_loss():
+    """Learning rates raced within each loss: MAE, behind both SSIM cells at this rung (it
+    converges later), still sends its best learning rate on; a hopeless cell is dropped."""
+    cells = [
+        summary("mae", 1e-3, 20.0),
+        summary("mae", 1e-4, 12.0),  # hopeless
+        summary("ssim", 1e-3, 23.0),
+        summary("ssim", 1e-4, 22.0),
+    ]
+    plain = {
+        (c["cell"]["loss"], c["cell"]["lr"]) for c in promote(cells, 2, ORDER) if c["promoted"]
+    }
+    assert plain == {("ssim", 1e-3), ("ssim", 1e-4)}  # MAE dropped: ranked with the losses
+    ranked = promote(cells, 2, ORDER, stratify="loss")
+    kept = {(c["cell"]["loss"], c["cell"]["lr"]) for c in ranked if c["promoted"]}
+    assert kept == {("mae", 1e-3), ("ssim", 1e-3)}
+    assert [c["rank"] for c in ranked] == [1, 2, 3, 4]  # the overall ranking is still reported
+    assert not next(c for c in ranked if c["cell"]["lr"] == 1e-4 and c["cell"]["loss"] == "mae")[
+        "promoted"
+    ]
+    with pytest.raises(ConfigError, match="stratify"):
+        promote(cells, 2, ORDER, stratify="lr")
+    # the plan's count: 3 losses x 3 learning rates, eta 3: one per loss from the first rung on
+    assert cells_per_rung(9, 3, 3, groups=3) == [9, 3, 3]
+    assert cells_per_rung(9, 3, 3) == [9, 3, 1]
+    # stratified at the first rung only: one per loss, then the losses' winners ranked together
+    assert cells_per_rung(9, 3, 3, groups=[3, 1]) == [9, 3, 1]
+    assert cells_per_rung(16, 3, 3, groups=[4, 1]) == [16, 4, 1]
+
+
+def test_explicit_budgets_and_stratified_rungs_from_the_config():
+    cfg = real_config(budgets=[2500, 9000], stratify="loss", stratify_rungs=1)
+    assert config_budgets(cfg) == [2500, 9000, 20000]
+    assert [stratum(cfg, r) for r in range(2)] == ["loss", None]
+    assert stratum(real_config(stratify="loss"), 1) == "loss"  # null: every rung
+    with pytest.raises(ConfigError, match=r"budgets: 2600 is not a multiple"):
+        real_config(budgets=[2600])
+    with pytest.raises(ConfigError, match="must increase and stay below"):
+        real_config(budgets=[9000, 2500])
+    with pytest.raises(ConfigError, match="must increase and stay below"):
+        real_config(budgets=[20000])
 
 
 def test_diverged_or_missing_validation_ranks_last_and_fewer_cells_than_eta():
@@ -250,22 +295,38 @@ def test_search_spend_counts_each_cell_once(tmp_path):
     assert spend == {"cells": 2, "steps": 40, "wall_seconds": 2.0, "gpu_hours": 0.2}
 
 
+PLAIN = {"min_steps": 2500, "budgets": None, "stratify": None, "stratify_rungs": None}
+
+
 def real_config(**halving):
+    """config.yaml with plain successive halving (eta 3 from 2,500 steps), then ``halving``."""
     cfg = load_config(ROOT / "config.yaml")
     cfg["grid"]["search"] = "halving"
-    cfg["grid"]["halving"].update(halving)
+    cfg["grid"]["halving"].update(PLAIN, **halving)
+    return validate(cfg)
+
+
+def full_config():
+    cfg = load_config(ROOT / "config.yaml")
+    cfg["grid"]["search"] = "full"
     return validate(cfg)
 
 
 def test_min_steps_must_end_on_a_validation():
     with pytest.raises(ConfigError, match=r"grid\.halving\.min_steps: 700 is not a multiple"):
         real_config(min_steps=700)
-    assert real_config()["grid"]["halving"] == {"eta": 3, "min_steps": 2500}
+    assert real_config()["grid"]["halving"] == {
+        "eta": 3,
+        "min_steps": 2500,
+        "stratify": None,
+        "stratify_rungs": None,
+        "budgets": None,
+    }
     assert grid_order(real_config())[:2] == [("mae", 0.001, 0), ("mae", 0.0003, 0)]
 
 
 def test_plan_prices_halving_at_under_0_4_of_the_full_grid():
-    full_cfg = load_config(ROOT / "config.yaml")
+    full_cfg = full_config()
     full = make_plan(full_cfg)
     half = make_plan(real_config())
     ratio = half["gpu_hours"] / full["gpu_hours"]
@@ -279,6 +340,12 @@ def test_plan_prices_halving_at_under_0_4_of_the_full_grid():
     assert half["search"] == "halving" and full["search"] == "full"
     halved = copy.deepcopy(half)
     json.dumps(halved)  # JSON-able
+    # config.yaml's own search: learning rates raced within each loss at 4,500 steps, the four
+    # losses' winners at 9,000, the best to 20,000: 16 + 4 rung jobs and 1 final per pair
+    ours = make_plan(load_config(ROOT / "config.yaml"))
+    assert ours["rules"]["rung"]["jobs"] == n_pairs * (16 + 4)
+    assert ours["rules"]["train"]["jobs"] == full["rules"]["train"]["jobs"] - 15 * n_pairs
+    assert ours["gpu_hours"] / full["gpu_hours"] <= 0.4
 
 
 def test_states_of_cells_not_promoted_are_dropped(tmp_path):

@@ -253,9 +253,14 @@ def first_rung_grid(search: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     grid = search.rename(columns={first: "val_psnr"})[
         ["model", "dataset", "loss", "lr", "val_psnr"]
     ]
+    budgets = sorted(int(c[5:]) for c in search.columns if c.startswith("psnr@"))
     note = (
         f"(successive-halving search: every cell compared at the first rung's budget of "
-        f"{int(first[5:]):,} steps, the one budget all of them trained to)"
+        f"{int(first[5:]):,} steps, the one budget all of them trained to; later rungs at "
+        f"{', '.join(f'{b:,}' for b in budgets[1:]) or 'none'} steps took only the promoted "
+        "cells, so what follows measures each factor early in training, where a loss that "
+        "converges late is behind; `tables/search` gives every cell's PSNR at each budget it "
+        "reached, and `grid.search: full` trains every cell to the full budget)"
     )
     return grid, note
 

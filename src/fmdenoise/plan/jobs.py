@@ -16,7 +16,7 @@ from fmdenoise.config import study_datasets, transfer_source
 from fmdenoise.plan.estimates import CostModel, Estimate, request
 from fmdenoise.plan.sizes import DatasetSize
 from fmdenoise.plan.time_limits import RESOURCES_OF
-from fmdenoise.train.search import cells_per_rung, config_budgets, halving
+from fmdenoise.train.search import cells_per_rung, config_budgets, halving, stratum
 
 #: the rules whose jobs are grouped into one SLURM submission (profiles/slurm: groups)
 GROUPS = {"predict": "evaluate", "metrics": "evaluate"}
@@ -270,7 +270,12 @@ class JobBuilder:
         survive is known only after training; their number is not (``cells_per_rung``)."""
         budgets = config_budgets(self.config)
         eta = int(self.config["grid"]["halving"]["eta"]) if halving(self.config) else 1
-        counts = cells_per_rung(len(cells), len(budgets), eta)
+        n_losses = len(self.config["grid"]["losses"])
+        groups = [
+            n_losses if halving(self.config) and stratum(self.config, r) else 1
+            for r in range(len(budgets) - 1)
+        ]
+        counts = cells_per_rung(len(cells), len(budgets), eta, groups)
         start = 0
         for r, (budget, n) in enumerate(zip(budgets, counts, strict=True)):
             final = r == len(budgets) - 1

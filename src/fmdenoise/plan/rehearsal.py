@@ -140,6 +140,8 @@ def rehearsal_config(config: Mapping[str, Any], base_url: str, opts: Options) ->
     }
     t = cfg.setdefault("training", {})
     t.update(steps=opts.steps, val_every=opts.steps, checkpoint_every=opts.steps)
+    if "halving" in cfg.get("grid", {}):  # the rungs do not fit a few steps: one rung, train
+        cfg["grid"]["halving"].update(budgets=None, min_steps=opts.steps)
     if opts.cpu_batch is not None:  # a CPU rehearsal: smaller batch, no GPU requests
         t["batch_size"] = opts.cpu_batch
         for rule in ("train", "predict"):

@@ -12,6 +12,16 @@ Ranking (:func:`promote`): the best validation PSNR reached so far (the same num
 uses), higher first; a cell whose validation is missing or not finite ranks last; ties go to
 the cell listed first in the grid (losses, then learning rates, then seeds, in config order).
 Only validation results are read: test-set numbers never enter the choice.
+
+Stratified by loss (``grid.halving.stratify: loss``): a promotion keeps the best
+``max(1, floor(n_l / eta))`` of each loss's ``n_l`` cells, so the learning rates (and seeds)
+are raced within each loss; ``stratify_rungs`` limits that to the first rungs, after which the
+losses' survivors are ranked together. Rung budgets may be given explicitly
+(``grid.halving.budgets``). Why (``benchmarks/search.py``): fine-tuning first lowers the
+validation PSNR of the pretrained weights, the more so the higher the learning rate, and the
+cells that fall furthest often end best; losses converge at different speeds too. At 1/9 of
+the budget the ranking says little about the end; the demo and ``config.yaml`` race the
+learning rates within each loss at 2/9 and compare the losses' winners at 4/9.
 """
 
 from __future__ import annotations
@@ -51,12 +61,27 @@ def rung_budgets(steps: int, min_steps: int, eta: int) -> list[int]:
 
 
 def config_budgets(config: Mapping[str, Any]) -> list[int]:
-    """Rung budgets of a config (``[training.steps]`` for the full grid)."""
+    """Rung budgets of a config (``[training.steps]`` for the full grid): the explicit
+    ``grid.halving.budgets`` then ``training.steps``, or ``min_steps x eta^r``."""
     steps = int(config["training"]["steps"])
     if not halving(config):
         return [steps]
     h = config["grid"]["halving"]
+    if h.get("budgets"):
+        return [int(b) for b in h["budgets"]] + [steps]
     return rung_budgets(steps, int(h["min_steps"]), int(h["eta"]))
+
+
+#: what ``grid.halving.stratify`` may name: the cell field promotions are made within
+STRATA = ("loss",)
+
+
+def stratum(config: Mapping[str, Any], rung: int = 0) -> str | None:
+    """The cell field rung ``rung``'s promotion is stratified by (``grid.halving.stratify``,
+    for the first ``stratify_rungs`` rungs, every rung when null), or None."""
+    h = config["grid"].get("halving", {})
+    first = h.get("stratify_rungs")
+    return h.get("stratify") if first is None or rung < first else None
 
 
 def keep(n: int, eta: int) -> int:
@@ -64,11 +89,14 @@ def keep(n: int, eta: int) -> int:
     return max(1, n // eta) if n else 0
 
 
-def cells_per_rung(n: int, rungs: int, eta: int) -> list[int]:
-    """Cells trained at each rung when ``n`` start (the plan's count)."""
+def cells_per_rung(n: int, rungs: int, eta: int, groups: int | Sequence[int] = 1) -> list[int]:
+    """Cells trained at each rung when ``n`` start (the plan's count). ``groups``: the
+    number of equal strata each promotion is made within (one per promotion, or one for all;
+    1 = plain halving)."""
+    strata = [groups] * (rungs - 1) if isinstance(groups, int) else list(groups)
     counts = [n]
-    for _ in range(rungs - 1):
-        counts.append(keep(counts[-1], eta))
+    for g in strata[: rungs - 1]:
+        counts.append(g * keep(counts[-1] // g, eta) if g > 1 else keep(counts[-1], eta))
     return counts
 
 
@@ -90,10 +118,14 @@ def _score(summary: Mapping[str, Any]) -> float:
 
 
 def promote(
-    summaries: Sequence[Mapping[str, Any]], eta: int, order: Sequence[tuple[str, float, int]]
+    summaries: Sequence[Mapping[str, Any]],
+    eta: int,
+    order: Sequence[tuple[str, float, int]],
+    stratify: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rank one rung's cells (their rung summaries) and mark the best ``keep(n, eta)`` as
-    promoted. Returns the summaries, ranked, each with ``rank`` and ``promoted`` added."""
+    promoted (with ``stratify``: the best ``keep(n_s, eta)`` of each stratum's ``n_s``, e.g.
+    of each loss). Returns the summaries, ranked, each with ``rank`` and ``promoted`` added."""
     position = {tuple(c): i for i, c in enumerate(order)}
 
     def key(s: Mapping[str, Any]) -> tuple[float, int]:
@@ -103,9 +135,17 @@ def promote(
             raise ConfigError(f"{s.get('run')}: cell {cell} is not in the grid")
         return (-_score(s), where)
 
+    if stratify is not None and stratify not in STRATA:
+        raise ConfigError(f"grid.halving.stratify: {stratify!r} is not one of {STRATA}")
     ranked = sorted(summaries, key=key)
-    n_keep = keep(len(ranked), eta)
-    return [{**s, "rank": i + 1, "promoted": i < n_keep} for i, s in enumerate(ranked)]
+    group = [s["cell"][stratify] if stratify else None for s in ranked]
+    sizes = {g: group.count(g) for g in group}
+    seen: dict[Any, int] = {}
+    out = []
+    for i, (s, g) in enumerate(zip(ranked, group, strict=True)):
+        seen[g] = seen.get(g, 0) + 1
+        out.append({**s, "rank": i + 1, "promoted": seen[g] <= keep(sizes[g], eta)})
+    return out
 
 
 def promotion(
@@ -114,17 +154,20 @@ def promotion(
     summary_files: Iterable[str | Path],
     eta: int,
     order: Sequence[tuple[str, float, int]],
+    stratify: str | None = None,
 ) -> dict[str, Any]:
     """The content of ``search/<model>/<dataset>/rung<r>.json`` from the rung's summaries."""
     summaries = [json.loads(Path(f).read_text()) for f in summary_files]
     if not summaries:
         raise ConfigError(f"rung {rung}: no cells to rank")
-    ranked = promote(summaries, eta, order)
+    ranked = promote(summaries, eta, order, stratify)
+    criterion = CRITERION + (f"; within each {stratify}" if stratify else "")
     return {
         "rung": rung,
         "budget": budget,
         "eta": eta,
-        "criterion": CRITERION,
+        "stratify": stratify,
+        "criterion": criterion,
         "cells": ranked,
         "promoted": [s["run"] for s in ranked if s["promoted"]],
     }
@@ -203,4 +246,5 @@ __all__ = [
     "rung_budgets",
     "rung_summary",
     "search_spend",
+    "stratum",
 ]
