@@ -28,8 +28,10 @@ TARGETS += ["results/demo/studies/drunet/actin-demo.json"]
 
 def halving_config(path: Path, eta: int = 2) -> Path:
     """The reduced demo with two models, 2 losses x 2 learning rates, 40 steps and rungs at
-    10 and 20 steps (eta 2): 4 cells, then 2, then 1 to the full budget, on actin-demo;
-    nucleus-demo trains one run per model at actin-demo's selected cell."""
+    10 and 20 steps (eta 2), the first promotion within each loss (the method of the demo and
+    config.yaml): 4 cells, then the better learning rate of each loss, then 1 to the full
+    budget, on actin-demo; nucleus-demo trains one run per model at actin-demo's selected
+    cell."""
     reduced_demo_config(path, steps=40, val_every=10, checkpoint_every=10)
     cfg = yaml.safe_load(path.read_text())
     demo = yaml.safe_load(DEMO.read_text())
@@ -39,7 +41,13 @@ def halving_config(path: Path, eta: int = 2) -> Path:
         losses=["mae", "ssim"],
         learning_rates=[0.001, 0.0003],
         search="halving",
-        halving={"eta": eta, "min_steps": 10},
+        halving={
+            "eta": eta,
+            "min_steps": 10,
+            "budgets": [10, 20],
+            "stratify": "loss",
+            "stratify_rungs": 1,
+        },
         sweep_datasets=["actin-demo"],
         study_datasets=["actin-demo"],
     )
@@ -81,6 +89,12 @@ def test_rung_jobs_only_for_promoted_cells(searched):
         rung0 = json.loads((search / model / "actin-demo" / "rung0.json").read_text())
         rung1 = json.loads((search / model / "actin-demo" / "rung1.json").read_text())
         assert len(rung0["cells"]) == 4 and len(rung0["promoted"]) == 2
+        # stratified: one learning rate of each loss went on, whatever the losses' ranking
+        assert sorted(c["cell"]["loss"] for c in rung0["cells"] if c["promoted"]) == [
+            "mae",
+            "ssim",
+        ]
+        assert rung0["stratify"] == "loss" and rung1["stratify"] is None
         assert len(rung1["cells"]) == 2 and len(rung1["promoted"]) == 1
         assert {c["run"] for c in rung1["cells"]} == set(rung0["promoted"])
         sweep = [p for p in runs(work, model).glob(f"*/*/{init}/none/seed0")]
