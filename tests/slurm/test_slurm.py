@@ -322,14 +322,15 @@ def test_plan_reads_the_site_limits(slurm_env):
     assert site["nodes"]["debug"] == [{"cpus": 2, "mem_mb": site["nodes"]["debug"][0]["mem_mb"],
                                        "gpus": 1}]  # fmt: skip
     assert site["notes"] == []  # the demo's requests fit the 2-CPU node
-    # the real study's train (8 CPUs) and predict (8 CPUs) jobs would pend for ever here
+    # the real study's training (train and its search's rung jobs, 8 CPUs) and predict (8 CPUs)
+    # jobs would pend for ever here
     proc = subprocess.run(
         [sys.executable, "-m", "fmdenoise.cli", "plan", str(ROOT / "config.yaml"), "--json",
-         "--workdir", str(ROOT)],
+         "--workdir", str(ROOT), "--offline"],
         env=slurm_env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     notes = json.loads(proc.stdout)["site"]["notes"]
-    assert sorted(n.split(":")[0] for n in notes) == ["predict", "train"], notes
+    assert sorted(n.split(":")[0] for n in notes) == ["predict", "rung", "train"], notes
     assert all("asks for 8 CPUs" in n and "largest: 2 CPUs" in n for n in notes), notes
 
 
