@@ -159,17 +159,15 @@ def _list_local(url: str, root: Path) -> Listing:
     return Listing(url, files)
 
 
-def list_first(
-    urls: Sequence[str], *, base: Path | None = None, timeout: float = 30.0
-) -> tuple[Listing, list[str]]:
-    """The listing of the first of ``urls`` that answers, and one line per URL that did not.
+def list_first(urls: Sequence[str], *, base: Path | None = None, timeout: float = 30.0) -> Listing:
+    """The listing of the first of ``urls`` that answers (each that does not is logged).
 
     Raises :class:`DownloadError` naming every URL and why when none answers.
     """
     failures: list[str] = []
     for url in urls:
         try:
-            return list_folder(url, base=base, timeout=timeout), failures
+            return list_folder(url, base=base, timeout=timeout)
         except DownloadError as exc:
             log.warning("%s", exc)
             failures.append(str(exc))
@@ -243,7 +241,7 @@ def fetch_dataset_files(
     checksums = checksums or {}
     manual = Path(manual_dir) if manual_dir else None
     try:
-        listing, _ = list_first(urls, base=base, timeout=timeout)
+        listing = list_first(urls, base=base, timeout=timeout)
         bases = [listing.base] + [u for u in urls if u != listing.base]
     except DownloadError as exc:
         if manual is None or not manual.is_dir():

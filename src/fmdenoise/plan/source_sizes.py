@@ -31,7 +31,7 @@ def listed_bytes(
             by_source.setdefault(ds["source"], []).append(name)
     for key, names in by_source.items():
         try:
-            listing, _ = list_first(folder_urls(config, key), timeout=timeout)
+            listing = list_first(folder_urls(config, key), timeout=timeout)
         except DownloadError as exc:
             first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
             notes.append(f"{key}: sizes from datasets.*.expected (listing failed: {first})")

@@ -96,7 +96,7 @@ def cells_per_rung(n: int, rungs: int, eta: int, groups: int | Sequence[int] = 1
     strata = [groups] * (rungs - 1) if isinstance(groups, int) else list(groups)
     counts = [n]
     for g in strata[: rungs - 1]:
-        counts.append(g * keep(counts[-1] // g, eta) if g > 1 else keep(counts[-1], eta))
+        counts.append(g * keep(counts[-1] // g, eta))
     return counts
 
 
