@@ -15,13 +15,16 @@ import torch
 
 from fmdenoise.config import load_config, validate
 from fmdenoise.data.synthetic import write_toy_patches
-from fmdenoise.errors import ConfigError
+from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.evaluate.search_table import search_tables
 from fmdenoise.io import write_json
 from fmdenoise.models.checkpoints import load_model
+from fmdenoise.plan.calibration import Calibration
+from fmdenoise.plan.estimates import CostModel
 from fmdenoise.plan.report import make_plan
 from fmdenoise.train.loop import train, train_rung
 from fmdenoise.train.search import (
+    DROPPED_STATE,
     cells_per_rung,
     config_budgets,
     grid_order,
@@ -163,7 +166,7 @@ def test_promoted_cell_continues_bit_identical_to_an_uninterrupted_run(tmp_path)
     patches = toy(tmp_path)
     torch.set_num_threads(1)
     full = train(CELL, MODEL, TRAINING, patches, tmp_path / "full", threads=1)
-    rung_dir, previous = tmp_path / "rungs", None
+    rung_dir, previous, mtimes = tmp_path / "rungs", None, {}
     for r, budget in enumerate(rung_budgets(40, 10, 2)[:-1]):  # rungs at 10 and 20 steps
         s = train_rung(
             CELL,
@@ -180,7 +183,16 @@ def test_promoted_cell_continues_bit_identical_to_an_uninterrupted_run(tmp_path)
         )
         assert s["steps_done"] == budget and s["best"]["val_psnr"] > 0
         assert not (rung_dir / "model.pt").exists()
+        if previous is not None:  # continued: the previous rung's state is now a note
+            assert torch.load(previous, weights_only=True) == {
+                "format": DROPPED_STATE,
+                "reason": f"continued by rung {r}",
+            }
+            assert previous.stat().st_mtime_ns == mtimes[previous]  # Snakemake sees no change
         previous = rung_dir / f"rung{r}.pt"
+        # the published state is its own file: later training did not change it
+        assert torch.load(previous, weights_only=True)["step"] == budget
+        mtimes[previous] = previous.stat().st_mtime_ns
         (rung_dir / "last.pt").unlink()  # the next rung starts from the published state
     run = train(CELL, MODEL, TRAINING, patches, rung_dir, threads=1, start_from=previous)
     assert run["steps_done"] == full["steps_done"] == 40 and run["resumed_from"] == 20
@@ -191,9 +203,11 @@ def test_promoted_cell_continues_bit_identical_to_an_uninterrupted_run(tmp_path)
     ca = pd.read_csv(tmp_path / "full" / "curve.csv").drop(columns="seconds")
     cb = pd.read_csv(rung_dir / "curve.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(ca, cb)
-    # the published rung states are their own files: later rungs did not change them
-    assert torch.load(rung_dir / "rung0.pt", weights_only=True)["step"] == 10
-    assert not (rung_dir / "last.pt").exists()  # the finished run keeps no optimizer state
+    # the finished run keeps no optimizer state: no last.pt, the last rung's state a note
+    assert not (rung_dir / "last.pt").exists()
+    assert torch.load(previous, weights_only=True)["reason"] == "continued by train"
+    with pytest.raises(FmdenoiseError, match=r"dropped \(continued by train\).*delete"):
+        train(CELL, {**MODEL}, TRAINING, patches, tmp_path / "again", start_from=previous)
 
 
 def test_rung_after_early_stop_trains_nothing(tmp_path, monkeypatch):
@@ -346,14 +360,24 @@ def test_plan_prices_halving_at_under_0_4_of_the_full_grid():
     assert ours["rules"]["rung"]["jobs"] == n_pairs * (16 + 4)
     assert ours["rules"]["train"]["jobs"] == full["rules"]["train"]["jobs"] - 15 * n_pairs
     assert ours["gpu_hours"] / full["gpu_hours"] <= 0.4
+    # disk: no rung state stays (a note at promotion, or once the next job continued the
+    # cell), so the end state is the full grid's plus 1 kB notes; the most a search holds at
+    # once is its 16 rung-0 states (weights, two moments, best: 16 bytes a parameter)
+    notes = (ours["rules"]["rung"]["jobs"] - 15 * n_pairs) * 1e3 / 1e9
+    runs = ours["disk_gb_by_stage"]["runs"]
+    assert runs == pytest.approx(full["disk_gb_by_stage"]["runs"] + notes), runs
+    assert runs < 30 and ours["disk_gb"] < 150
+    costs = CostModel(ours_cfg := load_config(ROOT / "config.yaml"), Calibration.load())
+    params = sum(costs.parameters(m) for m in ours_cfg["models"])
+    held = len(ours_cfg["datasets"]) * 16 * 16 * params / 1e9
+    assert ours["disk_awaiting_selection_gb"] == pytest.approx(held)
 
 
 def test_states_of_cells_not_promoted_are_dropped(tmp_path):
     """Once a rung's promotion is decided, a cell that goes no further keeps a note in place of
     its state (the file stays: Snakemake sees the rung job finished) and no last.pt; a
     promoted cell's state is untouched; continuing from a note is a clear error."""
-    from fmdenoise.errors import FmdenoiseError
-    from fmdenoise.train.search import DROPPED_STATE, drop_unpromoted_states
+    from fmdenoise.train.search import drop_unpromoted_states
     from fmdenoise.train.state import load_last
 
     cells = []
@@ -370,6 +394,6 @@ def test_states_of_cells_not_promoted_are_dropped(tmp_path):
     assert (kept / "last.pt").exists()
     assert torch.load(dropped / "rung0.pt", weights_only=True)["format"] == DROPPED_STATE
     assert not (dropped / "last.pt").exists()
-    with pytest.raises(FmdenoiseError, match="dropped when its cell was not promoted"):
+    with pytest.raises(FmdenoiseError, match=r"dropped \(not promoted at rung 0\)"):
         load_last(dropped / "rung0.pt", "s", None)
     assert drop_unpromoted_states({"rung": 0, "cells": cells}) == 0

@@ -102,11 +102,19 @@ def test_rung_jobs_only_for_promoted_cells(searched):
         assert {str(p.relative_to(work)) for p in sweep if (p / "rung1.pt").exists()} == set(
             rung0["promoted"]
         )
-        # the cells not promoted at rung 0 keep a note in place of their state, and no last.pt
+        # no rung state stays: a cell not promoted keeps a note in place of its state (and no
+        # last.pt), a promoted cell's state became a note once the next job continued it
         for cell in sweep:
-            if str(cell.relative_to(work)) not in rung0["promoted"]:
-                note = torch.load(cell / "rung0.pt", weights_only=True)
-                assert note["format"] == DROPPED_STATE and not (cell / "last.pt").exists()
+            name = str(cell.relative_to(work))
+            for rung, decided in enumerate((rung0, rung1)):
+                if not (cell / f"rung{rung}.pt").exists():
+                    continue
+                note = torch.load(cell / f"rung{rung}.pt", weights_only=True)
+                by = f"rung {rung + 1}" if rung == 0 else "train"
+                reason = f"continued by {by}" if name in decided["promoted"] else None
+                assert note["format"] == DROPPED_STATE, (name, rung)
+                assert note["reason"] == (reason or f"not promoted at rung {rung}")
+            assert not (cell / "last.pt").exists()
         finished = {str(p.relative_to(work)) for p in sweep if (p / "model.pt").exists()}
         assert finished == set(rung1["promoted"])
         final = json.loads((work / rung1["promoted"][0] / "run.json").read_text())

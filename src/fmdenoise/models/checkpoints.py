@@ -14,6 +14,7 @@ file and the missing, unexpected and wrongly shaped keys.
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -141,18 +142,19 @@ NOTE_MAX_BYTES = 64 * 1024
 
 def replace_with_note(path: str | Path, fmt: str, **fields: Any) -> int:
     """Replace the torch file at ``path`` (weights, a training state) by a small note
-    ``{"format": fmt, **fields}`` saying why it is gone (atomically; the file stays, so Snakemake
-    still sees the job that wrote it as finished). Returns the bytes freed: 0 if it is such a
-    note already."""
+    ``{"format": fmt, **fields}`` saying why it is gone (atomically; the file stays, with its
+    modification time, so Snakemake still sees the job that wrote it as finished and the jobs
+    that read it as up to date). Returns the bytes freed: 0 if it is such a note already."""
     path = Path(path)
-    before = path.stat().st_size
-    if before <= NOTE_MAX_BYTES:
+    before = path.stat()
+    if before.st_size <= NOTE_MAX_BYTES:
         obj = read_checkpoint(path)
         if isinstance(obj, Mapping) and obj.get("format") == fmt:
             return 0
     with atomic_path(path) as tmp:
         torch.save({"format": fmt, **fields}, tmp)
-    return before - path.stat().st_size
+        os.utime(tmp, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return before.st_size - path.stat().st_size
 
 
 def save_model(

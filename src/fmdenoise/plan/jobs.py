@@ -40,8 +40,9 @@ class Job:
 
     ``disk_bytes`` stays once the job has finished (to the end of the study);
     ``transient_bytes`` is held only while it runs (a training run's ``last.pt``, dropped when
-    it finishes), ``held_bytes`` from its end until its model and dataset's selection (the
-    weights of a candidate that is not selected, with ``grid.keep_weights: selected``);
+    it finishes); ``held_bytes`` (a ``select`` job's) is the most its model and dataset's
+    search holds at once of what its decisions drop: rung states until their promotion or
+    continuation, the weights of candidates not selected (``grid.keep_weights: selected``);
     ``files`` counts what stays: output files, its log and benchmark record, and
     Snakemake's metadata record of each declared output (``.snakemake/metadata``)."""
 
@@ -54,7 +55,7 @@ class Job:
     group: str | None = None
     transient_bytes: float = 0.0
     files: int = 0
-    held_bytes: float = 0.0  # kept after the job until selection (unselected weights)
+    held_bytes: float = 0.0  # a select job: its search's states and weights at most at once
 
 
 def _device(req: Mapping[str, Any]) -> str:
@@ -227,12 +228,13 @@ class JobBuilder:
                         for lr in lrs
                         for seed in seeds
                     ]
-                    self.search(model, dataset, cells, device, size.val_images, run_bytes)
+                    held = self.search(model, dataset, cells, device, size.val_images, run_bytes)
                 else:  # one run per seed at the cell selected on the source, no search
                     for i, seed in enumerate(seeds):
                         label = f"{model}/{dataset}/<selected on {source}>/{init}/none/seed{seed}"
                         self.add_train(label, est, run_bytes, candidate=i + 1)
-                self.add("select", f"{model}/{dataset}", "runs", costs.small())
+                    held = self.dropped_weights(len(seeds), run_bytes)
+                self.add("select", f"{model}/{dataset}", "runs", costs.small(), held=held)
                 if not finetune or dataset not in studied:
                     continue
                 extra = [("scratch", "none")] * bool(grid["scratch_study"]) + [
@@ -249,12 +251,17 @@ class JobBuilder:
         ``candidate``: its place among its model and dataset's selection candidates (1, 2, ...;
         0: not a candidate, a study run). With ``grid.keep_weights: selected`` one candidate
         keeps its weights and the others' are dropped at selection (a note of ~1 KB stays)."""
-        kept, held = run.model, 0.0
+        kept = run.model
         if candidate > 1 and self.config["grid"].get("keep_weights") == "selected":
-            kept, held = DROPPED_NOTE_BYTES, run.model
-        return self.add(
-            "train", label, "runs", est, kept, files=3, outputs=3, transient=run.state, held=held
-        )
+            kept = DROPPED_NOTE_BYTES
+        return self.add("train", label, "runs", est, kept, files=3, outputs=3, transient=run.state)
+
+    def dropped_weights(self, candidates: int, run: RunBytes) -> float:
+        """The weights of ``candidates`` finished runs that selection drops (all but one, with
+        ``grid.keep_weights: selected``): held until the selection."""
+        if self.config["grid"].get("keep_weights") != "selected":
+            return 0.0
+        return (candidates - 1) * run.model
 
     def search(
         self,
@@ -264,10 +271,15 @@ class JobBuilder:
         device: str,
         val_images: int,
         run_bytes: RunBytes,
-    ) -> None:
+    ) -> float:
         """The main sweep's training jobs: every cell to the full budget, or (halving) the
         rung jobs, the promotions, and the last rung's cells to the full budget. Which cells
-        survive is known only after training; their number is not (``cells_per_rung``)."""
+        survive is known only after training; their number is not (``cells_per_rung``).
+
+        Returns the most the search holds at once of what its decisions drop. A cell has one
+        state at rest: its rung's, until the promotion drops it or the next job continues the
+        cell and drops it; so rung r holds its cells' states, the last phase the last rung's
+        states until ``train`` continues them (then the candidates' weights, smaller)."""
         budgets = config_budgets(self.config)
         eta = int(self.config["grid"]["halving"]["eta"]) if halving(self.config) else 1
         n_losses = len(self.config["grid"]["losses"])
@@ -276,6 +288,9 @@ class JobBuilder:
             for r in range(len(budgets) - 1)
         ]
         counts = cells_per_rung(len(cells), len(budgets), eta, groups)
+        held = [n * run_bytes.state for n in counts[:-1]] + [
+            self.dropped_weights(counts[-1], run_bytes)
+        ]
         start = 0
         for r, (budget, n) in enumerate(zip(budgets, counts, strict=True)):
             final = r == len(budgets) - 1
@@ -283,15 +298,16 @@ class JobBuilder:
             for i, label in enumerate(cells[:n]):  # which n cells: decided by validation
                 if final:
                     self.add_train(label, est, run_bytes, candidate=i + 1)
-                else:  # rung<r>.pt stays if promoted, else it becomes a note at promotion
-                    promoted = i < counts[r + 1]
-                    kept = run_bytes.state if promoted else DROPPED_NOTE_BYTES
-                    held = 0.0 if promoted else run_bytes.state
+                else:  # rung<r>.pt becomes a note at promotion (not promoted) or once the
+                    # next rung or train has continued the cell: held until then
                     rung = f"{label}/rung{r}"
-                    self.add("rung", rung, "runs", est, kept, files=2, outputs=2, held=held)
+                    self.add("rung", rung, "runs", est, DROPPED_NOTE_BYTES, files=2, outputs=2)
             if not final:
                 self.add("promote", f"{model}/{dataset}/rung{r}", "runs", self.costs.small())
             start = budget
+        if len(counts) > 1:  # the last rung's states wait for train
+            held[-1] = max(held[-1], counts[-1] * run_bytes.state)
+        return max(held)
 
     def evaluate_stage(self) -> None:
         c, costs = self.config, self.costs

@@ -126,11 +126,11 @@ def make_plan(
         "cpu_hours": sum(s["cpu_hours"] for s in rules.values()),
         "disk_gb": sum(disk.values()),
         "disk_gb_by_stage": disk,
-        # what a finished job keeps stays to the end, except the unselected candidates' weights
-        # (grid.keep_weights: selected), dropped at selection; so the most the study holds at
+        # what a finished job keeps stays to the end, except the rung states (dropped at
+        # promotion or once continued) and the unselected candidates' weights (with
+        # grid.keep_weights: selected, dropped at selection); so the most the study holds at
         # once is at most the end state, plus the training state of the unfinished jobs
-        # running (`concurrent_jobs` of the largest), plus every weight awaiting selection
-        # (the worst case: every sweep's cells finished before any selection)
+        # running (`concurrent_jobs` of the largest), plus every search at its largest at once
         "disk_peak_gb": sum(disk.values()) + (sum(in_flight) + held) / 1e9,
         "disk_awaiting_selection_gb": held / 1e9,
         "concurrent_jobs": concurrent,
@@ -204,7 +204,8 @@ def format_plan(plan: Mapping[str, Any]) -> str:
         f"state of {plan['concurrent_jobs']} unfinished runs: planning.concurrent_jobs"
         + (
             f", and {plan['disk_awaiting_selection_gb']:,.1f} GB of weights and states "
-            "awaiting selection or promotion if every cell finished before any decision"
+            "awaiting promotion, continuation or selection if every search were at its largest "
+            "at once"
             if plan["disk_awaiting_selection_gb"]
             else ""
         )

@@ -15,7 +15,8 @@ batches as an uninterrupted one and, on CPU, ends with the same weights.
 
 :func:`train_rung` trains a cell only up to a rung's budget of a successive-halving search
 (:mod:`fmdenoise.train.search`) and publishes its state as ``rung<r>.pt``; the next rung (or
-:func:`train` for the last one) continues from that file with ``start_from``.
+:func:`train` for the last one) continues from that file with ``start_from``, and once its
+own outputs are written replaces that file by a note (the state is needed by nothing any more).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from fmdenoise.train.batches import StepBatches
 from fmdenoise.train.losses import get_loss
 from fmdenoise.train.outputs import write_run_outputs
 from fmdenoise.train.provenance import signature
-from fmdenoise.train.search import rung_summary
+from fmdenoise.train.search import drop_continued_state, rung_summary
 from fmdenoise.train.setup import Cell, make_model, make_optimizer
 from fmdenoise.train.signals import stop_requested
 from fmdenoise.train.state import RunState, Trainables, load_last, publish_state, save_last
@@ -255,6 +256,8 @@ class Trainer:
             size = self.last.stat().st_size
             self.last.unlink()
             log.info("finished: removed %s (%.1f MB of training state)", self.last, size / 2**20)
+        if self.start_from is not None:
+            drop_continued_state(self.start_from, "train")
         return run
 
     def run_rung(self, rung: int, state_out: Path, summary_out: Path) -> dict[str, Any]:
@@ -277,6 +280,8 @@ class Trainer:
             },
         )
         write_json(summary_out, summary)
+        if self.start_from is not None:
+            drop_continued_state(self.start_from, f"rung {rung}")
         return summary
 
 

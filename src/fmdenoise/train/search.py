@@ -192,11 +192,29 @@ def drop_unpromoted_states(decided: Mapping[str, Any]) -> int:
         state = Path(cell["run"]) / f"rung{rung}.pt"
         if cell["promoted"] or not state.is_file():
             continue
-        dropped = replace_with_note(state, DROPPED_STATE, rung=rung, reason="not promoted")
+        dropped = replace_with_note(
+            state, DROPPED_STATE, rung=rung, reason=f"not promoted at rung {rung}"
+        )
         if dropped:
             (state.parent / "last.pt").unlink(missing_ok=True)  # the same state
         freed += dropped
     log.info("rung %d: dropped the states of the cells not promoted (%.1f MB)", rung, freed / 2**20)
+    return freed
+
+
+def drop_continued_state(state: str | Path, by: str) -> int:
+    """Once a job that continued a cell from its previous rung's ``state`` (the next rung, or
+    ``train`` after the last rung) has written its outputs, that state is needed by nothing:
+    the cell's newer state or its finished run holds everything. It becomes a note (with its
+    modification time, so the job that read it stays up to date). Returns the bytes freed."""
+    from fmdenoise.models.checkpoints import replace_with_note
+
+    path = Path(state)
+    if not path.is_file():
+        return 0
+    freed = replace_with_note(path, DROPPED_STATE, reason=f"continued by {by}")
+    if freed:
+        log.info("dropped %s, continued by %s (%.1f MB)", path, by, freed / 2**20)
     return freed
 
 
@@ -237,6 +255,7 @@ __all__ = [
     "CRITERION",
     "cells_per_rung",
     "config_budgets",
+    "drop_continued_state",
     "drop_unpromoted_states",
     "grid_order",
     "halving",

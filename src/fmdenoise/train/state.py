@@ -70,9 +70,10 @@ def load_last(
         return None
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if saved.get("format") == DROPPED_STATE:
+        reason = saved.get("reason", "not promoted")
         raise FmdenoiseError(
-            f"{path}: this rung state was dropped when its cell was not promoted; to continue "
-            "the cell, delete the file and rerun the rung that made it"
+            f"{path}: this rung state was dropped ({reason}); to train from it again, delete "
+            "the file and rerun the rung that made it"
         )
     if saved.get("signature") != signature:
         log.warning("%s belongs to another configuration; starting afresh", path)
