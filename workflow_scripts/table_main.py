@@ -16,5 +16,6 @@ with log_to(snakemake.log[0]):
     write_table(
         table,
         Path(snakemake.output.csv).with_suffix(""),
-        "Test-set PSNR/SSIM per dataset and method (fine-tuned models selected on validation).",
+        "Test-set PSNR, SSIM and MicroSSIM per dataset and method (fine-tuned models selected "
+        "on validation).",
     )

@@ -23,9 +23,11 @@ N = 10
 FINETUNED = ["win", "tie", "loss"]
 
 
-def metric_file(tmp_path, method, dataset, psnr):
+def metric_file(tmp_path, method, dataset, psnr, ssim=0.8, microssim=None):
     df = pd.DataFrame({"image": [f"i{k:02d}" for k in range(len(psnr))], "psnr": psnr})
-    df["ssim"], df["convention"] = 0.8, CONVENTION
+    df["ssim"], df["convention"] = ssim, CONVENTION
+    if microssim is not None:
+        df["microssim"] = microssim
     path = tmp_path / "metrics" / method / f"{dataset}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path, index=False)
@@ -45,7 +47,12 @@ def study(tmp_path):
     }
     for m in FINETUNED:
         psnr[f"{m}-zeroshot"] = base - 3 + rng.normal(0, 0.05, N)
-    metrics = {(m, "d"): metric_file(tmp_path, m, "d", v) for m, v in psnr.items()}
+    # SSIM prefers "win", MicroSSIM the baseline "care"
+    ssim = {m: 0.85 if m == "win" else 0.8 for m in psnr}
+    micro = {m: 0.9 if m == "care" else 0.5 for m in psnr}
+    metrics = {
+        (m, "d"): metric_file(tmp_path, m, "d", v, ssim[m], micro[m]) for m, v in psnr.items()
+    }
     main = main_table(metrics, FINETUNED)
     main.to_csv(tmp_path / "main.csv", index=False)
     pd.DataFrame(
@@ -102,6 +109,9 @@ def test_answers_say_what_the_numbers_support(tmp_path, study):
     assert "Against the best baseline, care" in text
     assert "better: win; not significant: tie; worse: loss" in text
     assert "Holm over 3 comparisons" in text
+    # MicroSSIM beside SSIM: the table has both, and their disagreement is said
+    assert "SSIM and MicroSSIM disagree: best by SSIM is win (0.850), by MicroSSIM care " in text
+    assert "(0.900; win 0.500)" in text and "| MicroSSIM [95% CI]" in text
     # Q3: the learning rate dominates the grid
     assert "the learning rate matters more" in text
     assert "only one" not in text

@@ -152,6 +152,30 @@ def answer_pretraining(zero_shot: pd.DataFrame, catch_up: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def _has(row: object, column: str) -> bool:
+    value = getattr(row, column, None)
+    return value is not None and not pd.isna(value)
+
+
+def _second_metric_note(g: pd.DataFrame) -> str:
+    """Where SSIM and MicroSSIM name different best methods on a dataset, say so: MicroSSIM
+    fits each method's intensity scale and background, which plain SSIM on an affine-fitted,
+    percentile-normalised pair does only in part."""
+    if "microssim" not in g or g["microssim"].isna().all():
+        return ""
+    by_ssim = g.sort_values("ssim", ascending=False).iloc[0]
+    by_micro = g.sort_values("microssim", ascending=False).iloc[0]
+    if by_ssim["method"] == by_micro["method"]:
+        return f" SSIM and MicroSSIM agree on the best method ({by_ssim['method']})."
+    return (
+        f" SSIM and MicroSSIM disagree: best by SSIM is {by_ssim['method']} "
+        f"({by_ssim['ssim']:.3f}), by MicroSSIM {by_micro['method']} "
+        f"({by_micro['microssim']:.3f}; {by_ssim['method']} {by_ssim['microssim']:.3f}); "
+        "MicroSSIM fits each method's background and intensity scale before it compares "
+        "structure, plain SSIM an affine map of the prediction to the normalised ground truth."
+    )
+
+
 def answer_architectures(main: pd.DataFrame, cost: pd.DataFrame, finetuned: list[str]) -> str:
     """Q2 as Markdown: per dataset the ranking, the verdicts and the cost."""
     out = ["## Q2. How do the architectures compare, and at what cost?", ""]
@@ -181,7 +205,7 @@ def answer_architectures(main: pd.DataFrame, cost: pd.DataFrame, finetuned: list
                 f"{groups['worse']} (paired Wilcoxon on per-image PSNR, Holm over "
                 f"{len(tuned)} comparisons, alpha {ALPHA})." + _n_note(n)
             )
-        out += [sentence, ""]
+        out += [sentence + _second_metric_note(g), ""]
         rows = []
         for r in g.itertuples():
             c = cost.loc[(dataset, r.method)] if (dataset, r.method) in cost.index else None
@@ -190,6 +214,9 @@ def answer_architectures(main: pd.DataFrame, cost: pd.DataFrame, finetuned: list
                     "method": r.method,
                     "PSNR [95% CI]": _fmt_ci(pd.Series(r._asdict()), "psnr", 2),
                     "SSIM [95% CI]": _fmt_ci(pd.Series(r._asdict()), "ssim", 3),
+                    "MicroSSIM [95% CI]": _fmt_ci(pd.Series(r._asdict()), "microssim", 3)
+                    if _has(r, "microssim")
+                    else "",
                     "vs best baseline": "" if pd.isna(r.verdict) else r.verdict,
                     "p Holm": "" if r.p_holm is None or pd.isna(r.p_holm) else f"{r.p_holm:.3g}",
                     "train wall h (sweep)": ""

@@ -1,7 +1,7 @@
 """Comparison tables, written as csv, Markdown and LaTeX.
 
-``main``: one row per (dataset, method): mean PSNR/SSIM over the test images with 95 %
-bootstrap confidence intervals, the metric convention, the training GPU-hours of trained
+``main``: one row per (dataset, method): mean PSNR, SSIM and MicroSSIM over the test images
+with 95 % bootstrap confidence intervals, the metric convention, the training GPU-hours of trained
 methods, and for each fine-tuned model the paired Wilcoxon p-value (two-sided, per-image PSNR,
 n test images) against the best baseline of that dataset (the baseline with the highest mean
 PSNR), that p adjusted by Holm over the comparisons made on the dataset, and the verdict:
@@ -39,6 +39,7 @@ def main_table(
     for (method, dataset), df in sorted(per.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         psnr, psnr_lo, psnr_hi = bootstrap_ci(df["psnr"], seed=seed)
         ssim, ssim_lo, ssim_hi = bootstrap_ci(df["ssim"], seed=seed)
+        micro = bootstrap_ci(df["microssim"], seed=seed) if "microssim" in df else (None,) * 3
         gpu_hours = None
         if run_files and (method, dataset) in run_files:
             run = json.loads(Path(run_files[(method, dataset)]).read_text())
@@ -54,6 +55,9 @@ def main_table(
                 "ssim": ssim,
                 "ssim_ci_low": ssim_lo,
                 "ssim_ci_high": ssim_hi,
+                "microssim": micro[0],
+                "microssim_ci_low": micro[1],
+                "microssim_ci_high": micro[2],
                 "gpu_hours": gpu_hours,
                 "convention": df["convention"].iloc[0],
             }
@@ -89,6 +93,12 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
     ]
     out["SSIM [95% CI]"] = [
         f"{r.ssim:.3f} [{r.ssim_ci_low:.3f}, {r.ssim_ci_high:.3f}]" for r in table.itertuples()
+    ]
+    out["MicroSSIM [95% CI]"] = [
+        ""
+        if r.microssim is None or pd.isna(r.microssim)
+        else f"{r.microssim:.3f} [{r.microssim_ci_low:.3f}, {r.microssim_ci_high:.3f}]"
+        for r in table.itertuples()
     ]
     out["GPU-h"] = [("" if pd.isna(g) else f"{g:.3f}") for g in table["gpu_hours"]]
     out["p (vs best baseline)"] = [
