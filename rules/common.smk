@@ -13,7 +13,13 @@ from fmdenoise.config import (
     study_datasets,
     transfer_source,
 )
-from fmdenoise.plan.jobs import method_kinds
+from fmdenoise.study import (
+    method_kinds,
+    parse_method,
+    seed_methods,
+    transfer_sources,
+    transfer_targets,
+)
 from fmdenoise.plan.requests import JobRequests
 from fmdenoise.plan.time_limits import chained_retries, rule_chain
 from fmdenoise.train.search import config_budgets, grid_order, halving, stratum
@@ -179,9 +185,10 @@ def all_targets():
     ]
     tables = ["main", "hyperparameters", "cost"]
     tables += ["search"] if SEARCH_RUNGS else []
+    tables += ["transfer"] if transfer_sources(config) else []
     tables += ["scratch"] if config["grid"]["scratch_study"] else []
     tables += ["augmentation"] if config["grid"]["augmentation_study"] else []
-    figures = ["psnr_vs_cost"]
+    figures = ["psnr_vs_cost"] + ["transfer"] * bool(transfer_sources(config))
     figures += ["learning_curves"] if config["grid"]["scratch_study"] else []
     figures += [f"examples/{d}" for d in config["datasets"]]
     return (
@@ -274,6 +281,8 @@ def searched_cell(wildcards):
         SEARCH_RUNGS > 0
         and wildcards.init == main_init(wildcards.model)
         and wildcards.aug == "none"
+        and int(wildcards.seed)
+        in config["grid"]["seeds"]  # not a seed added after selection
         and transfer_source(config, wildcards.dataset) is None
     )
 
@@ -424,12 +433,20 @@ def methods(dataset):
 
 
 def predict_inputs(wildcards):
+    """The test set and, for a model method (``fmdenoise.study``), its weights: published
+    (zero-shot), the selected cell's, an extra seed's of it, or another dataset's (transfer).
+    """
     inputs = {"data": f"{RESULTS}/data/{wildcards.dataset}"}
-    m = wildcards.method
-    if m.endswith("-zeroshot"):
-        inputs["checkpoint"] = f"{RESULTS}/pretrained/{m.removesuffix('-zeroshot')}.pt"
-    elif m in config["models"]:
-        inputs["checkpoint"] = f"{selected_run(m, wildcards.dataset)['run']}/model.pt"
+    m = parse_method(config, wildcards.method)
+    if m is None:
+        return inputs
+    if m.variant == "zeroshot":
+        inputs["checkpoint"] = f"{RESULTS}/pretrained/{m.model}.pt"
+        return inputs
+    run = selected_run(m.model, wildcards.dataset)["run"]
+    if m.variant == "seed":
+        run = f"{Path(run).parent}/seed{m.seed}"
+    inputs["checkpoint"] = f"{run}/model.pt"
     return inputs
 
 
@@ -452,6 +469,59 @@ def all_metrics(wildcards):
     return [
         f"{RESULTS}/metrics/{m}/{d}.csv" for d in config["datasets"] for m in methods(d)
     ]
+
+
+def seed_metrics(wildcards):
+    """Per-image metrics of the extra seeds' runs of every selected cell (grid.final_seeds)."""
+    return [
+        f"{RESULTS}/metrics/{m}/{d}.csv"
+        for d in config["datasets"]
+        for m in seed_methods(config, d)
+    ]
+
+
+def transfer_inputs(wildcards):
+    """The model selected on the dataset, and the test sets it is applied to."""
+    return {
+        "checkpoint": f"{selected_run(wildcards.model, wildcards.dataset)['run']}/model.pt",
+        "data": [
+            f"{RESULTS}/data/{d}" for d in transfer_targets(config, wildcards.dataset)
+        ],
+    }
+
+
+def transfer_resources():
+    """A transfer job's request: the predict rule's, sized for the test sets it predicts."""
+    res = rule_resources("predict")
+
+    def need(key):
+        return lambda wildcards, input: REQUESTS.transfer_request(
+            wildcards.model, wildcards.dataset, list(input.get("data", []))
+        )[key]
+
+    res["mem_mb"], res["runtime"] = need("mem_mb"), need("runtime")
+    res["gpu"] = REQUESTS.gpus("predict", "", "")
+    if resource("predict", "gpu_model"):
+        res["gpu_model"] = resource("predict", "gpu_model")
+    return res
+
+
+def transfer_table_inputs(wildcards):
+    """What the transfer table compares: each model's transfer metrics and, on every
+    dataset, the metrics of raw, the zero-shot and the selected models."""
+    return {
+        "transfer": [
+            f"{RESULTS}/transfer/{m}/{d}.csv"
+            for d in transfer_sources(config)
+            for m in config["models"]
+        ],
+        "metrics": [
+            f"{RESULTS}/metrics/{m}/{d}.csv"
+            for d in config["datasets"]
+            for m in methods(d)
+            if m == "raw" or parse_method(config, m)
+        ],
+    }
 
 
 def selected_run_files(wildcards):
@@ -500,6 +570,7 @@ def answers_inputs(wildcards):
     tables += ["scratch"] * bool(grid["scratch_study"])
     tables += ["augmentation"] * bool(grid["augmentation_study"])
     tables += ["search"] * bool(SEARCH_RUNGS)
+    tables += ["transfer"] * bool(transfer_sources(config))
     return {
         "tables": [f"{RESULTS}/tables/{t}.csv" for t in tables],
         "metrics": all_metrics(wildcards),

@@ -47,6 +47,7 @@ rule metrics:
 rule table_main:
     input:
         metrics=all_metrics,
+        seeds=seed_metrics,
         runs=selected_run_files,
     output:
         csv=report(
@@ -70,6 +71,59 @@ rule table_main:
         seed=config["evaluation"]["seed"],
     script:
         "../workflow_scripts/table_main.py"
+
+
+rule transfer:
+    input:
+        unpack(transfer_inputs),
+    output:
+        f"{RESULTS}/transfer/{{model}}/{{dataset}}.csv",
+    log:
+        f"{RESULTS}/logs/transfer/{{model}}/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/transfer/{{model}}/{{dataset}}.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    threads: resource("predict", "cpus")
+    resources:
+        **transfer_resources(),
+    params:
+        method=lambda wildcards: {
+            "kind": "model",
+            "noise_level": canonical(method_noise_level(config, wildcards.model)),
+        },
+        targets=lambda wildcards: transfer_targets(config, wildcards.dataset),
+        normalization=canonical(config["normalization"]),
+        tile=lambda wildcards: inference_tile(config, wildcards.model),
+        overlap=config["evaluation"]["overlap"],
+    script:
+        "../workflow_scripts/transfer.py"
+
+
+rule table_transfer:
+    input:
+        unpack(transfer_table_inputs),
+    output:
+        csv=report(
+            f"{RESULTS}/tables/transfer.csv",
+            caption="../report/table_transfer.rst",
+            category="Tables",
+            labels={"table": "transfer"},
+        ),
+        md=f"{RESULTS}/tables/transfer.md",
+        tex=f"{RESULTS}/tables/transfer.tex",
+    log:
+        f"{RESULTS}/logs/tables/transfer.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables/transfer.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    params:
+        finetuned=FINETUNE_MODELS,
+    script:
+        "../workflow_scripts/table_transfer.py"
 
 
 rule table_validation:

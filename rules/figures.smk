@@ -23,6 +23,28 @@ rule figure_learning_curves:
         "../workflow_scripts/figure_learning_curves.py"
 
 
+rule figure_transfer:
+    input:
+        f"{RESULTS}/tables/transfer.csv",
+    output:
+        report(
+            f"{RESULTS}/figures/transfer.png",
+            caption="../report/transfer.rst",
+            category="Figures",
+            labels={"figure": "transfer"},
+        ),
+    log:
+        f"{RESULTS}/logs/figures/transfer.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/transfer.tsv"
+    conda:
+        "../envs/fmdenoise.yaml"
+    resources:
+        **rule_resources("default"),
+    script:
+        "../workflow_scripts/figure_transfer.py"
+
+
 rule figure_psnr_vs_cost:
     input:
         main=f"{RESULTS}/tables/main.csv",

@@ -70,6 +70,7 @@ def reduced_demo_config(path: Path, **training: object) -> Path:
     cfg["datasets"] = {"actin-demo": cfg["datasets"]["actin-demo"]}
     cfg["models"] = {m: cfg["models"][m] for m in REDUCED_MODELS}
     cfg["grid"].update(learning_rates=cfg["grid"]["learning_rates"][:1], study_datasets=None)
+    cfg["grid"]["seed_datasets"] = None  # the extra seed on actin-demo
     # the demo's halving search on one dataset: tests/workflow/test_search.py
     cfg["grid"].update(search="full", sweep_datasets=None)
     cfg["grid"].pop("halving", None)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from fmdenoise.evaluate.tables import main_table, write_table
+from fmdenoise.evaluate.tables import main_table, seed_files_by_cell, write_table
 from fmdenoise.logs import log_to
 
 with log_to(snakemake.log[0]):
@@ -12,7 +12,10 @@ with log_to(snakemake.log[0]):
         parts = Path(f).parts
         i = parts.index("runs")
         runs[(parts[i + 1], parts[i + 2])] = f
-    table = main_table(metrics, snakemake.params.finetuned, runs, seed=snakemake.params.seed)
+    seeds = seed_files_by_cell(snakemake.input.seeds)
+    table = main_table(
+        metrics, snakemake.params.finetuned, runs, seed=snakemake.params.seed, seed_files=seeds
+    )
     write_table(
         table,
         Path(snakemake.output.csv).with_suffix(""),

@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from fmdenoise.errors import ConfigError
+from fmdenoise.study import parse_method
 
 SCHEMA_FILE = "config.schema.yaml"
 
@@ -154,7 +155,7 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
             f"({norm['low_percentile']} >= {norm['high_percentile']})"
         )
     grid, training = config.get("grid", {}), config.get("training", {})
-    for key in ("study_datasets", "sweep_datasets"):
+    for key in ("study_datasets", "sweep_datasets", "seed_datasets"):
         for name in grid.get(key) or []:
             if name not in config.get("datasets", {}):
                 raise ConfigError(f"{source}: grid.{key}: {name!r} is not a dataset")
@@ -191,15 +192,19 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
 def inference_tile(config: dict[str, Any], method: str) -> int | None:
     """Tile side of a method's test-set inference: its model's own ``tile`` (null = whole
     image) or ``evaluation.tile`` (also for methods that are not models)."""
-    own = config["models"].get(method.removesuffix("-zeroshot"), {})
+    parsed = parse_method(config, method)
+    own = config["models"][parsed.model] if parsed else {}
     return own["tile"] if "tile" in own else config["evaluation"]["tile"]
 
 
 def method_noise_level(config: dict[str, Any], method: str) -> dict[str, Any]:
     """DRUNet's noise-level settings for a model method's test-set inference: the model's
     ``noise_level``, with ``zero_shot_mode`` as the mode of its ``-zeroshot`` method when set."""
-    noise = dict(config["models"][method.removesuffix("-zeroshot")].get("noise_level", {}))
-    if method.endswith("-zeroshot") and noise.get("zero_shot_mode"):
+    parsed = parse_method(config, method)
+    if parsed is None:
+        raise ConfigError(f"method {method!r}: not a model of this config")
+    noise = dict(config["models"][parsed.model].get("noise_level", {}))
+    if parsed.variant == "zeroshot" and noise.get("zero_shot_mode"):
         noise["mode"] = noise["zero_shot_mode"]
     return noise
 

@@ -202,3 +202,57 @@ def test_answers_say_how_each_dataset_was_split(tmp_path):
     text = describe_splits({"a": tmp_path / "a", "b": tmp_path / "b"})
     assert "| a | 5 | 2 | 2 | test: the last 2 of 9 pairs |" in text
     assert "| b | 5 | 2 | 2 | not recorded (older ingest) |" in text
+
+
+def test_seed_spread_by_hand_and_what_answers_say(tmp_path):
+    """Three seeds per trained model: the main table's seed mean and sd (ddof 1) by hand; Q2
+    says which gap between neighbours exceeds the two seed sds summed, Q3 each factor's
+    effect as a multiple of the median seed sd; Q1 the transfer sentence."""
+    from fmdenoise.evaluate.tables import seed_files_by_cell
+
+    base = np.linspace(29, 31, N)
+    # test means: a 32.0 / 32.2 / 32.4 (sd 0.2); b 31.9 / 32.0 / 32.1 (sd 0.1);
+    # c 30.0 / 30.1 / 30.2 (sd 0.1): a - b is training noise, b - c is not
+    means = {"a": [32.0, 32.2, 32.4], "b": [31.9, 32.0, 32.1], "c": [30.0, 30.1, 30.2]}
+    metrics = {("raw", "d"): metric_file(tmp_path, "raw", "d", base - 8)}
+    seed_paths = []
+    for m, values in means.items():
+        metrics[(m, "d")] = metric_file(tmp_path, m, "d", base - 30 + values[0])
+        for k, v in enumerate(values[1:], start=1):
+            seed_paths.append(metric_file(tmp_path, f"{m}-seed{k}", "d", base - 30 + v))
+    seeds = seed_files_by_cell(seed_paths)
+    assert sorted(seeds) == [("a", "d"), ("b", "d"), ("c", "d")] and len(seeds[("a", "d")]) == 2
+    main = main_table(metrics, ["a", "b", "c"], seed_files=seeds).set_index("method")
+    assert main.loc["a", "seeds"] == 3
+    assert main.loc["a", "psnr_seed_mean"] == pytest.approx(32.2)
+    assert main.loc["a", "psnr_seed_sd"] == pytest.approx(0.2)
+    assert main.loc["c", "psnr_seed_sd"] == pytest.approx(0.1)
+    assert main.loc["a", "psnr"] == pytest.approx(32.0)  # the selection run, as before
+    assert pd.isna(main.loc["raw", "psnr_seed_mean"])  # no seeds for a baseline
+    main.reset_index().to_csv(tmp_path / "main.csv", index=False)
+    pd.DataFrame(columns=["dataset", "method"]).to_csv(tmp_path / "cost.csv", index=False)
+    hyper = pd.DataFrame(
+        [{"model": "a", "dataset": "d", "loss": loss, "lr": lr, "seed": 0, "val_ssim": 0.8,
+          "val_psnr": 30 + (1.0 if lr == 1e-3 else 0) + (0.05 if loss == "mae" else 0)}
+         for loss in ("mae", "mse") for lr in (1e-3, 1e-4)]
+    )  # fmt: skip
+    hyper.to_csv(tmp_path / "hyperparameters.csv", index=False)
+    transfer = pd.DataFrame(
+        {"model": ["a", "a"], "trained_on": ["d", "e"], "tested_on": ["e", "d"], "n": [2, 2],
+         "psnr": [30.0, 29.0], "gain_over_raw": [2.0, -0.5], "gain_over_zeroshot": [1.0, None],
+         "vs_in_domain": [-1.0, -3.0]}
+    )  # fmt: skip
+    transfer.to_csv(tmp_path / "transfer.csv", index=False)
+    tables = {t: tmp_path / f"{t}.csv" for t in ("main", "cost", "hyperparameters", "transfer")}
+    text = write_answers(tables, {}, ["a", "b", "c"], tmp_path / "answers.md")
+    assert (
+        "Over 3 training seeds of each selected cell (sd of the test mean: a 0.20, b 0.10, " in text
+    )
+    assert "a - b +0.20 dB (within 0.30); b - c +1.90 dB (exceeds 0.20)" in text
+    # Q3: lr effect 1.00 dB, loss 0.05 dB against the median seed sd 0.10
+    assert "the median seed sd of the selected cells' test PSNR is 0.10 dB (3 seeds each)" in text
+    assert "a learning rate 1.00 dB (10.0x); a loss 0.05 dB (0.5x)" in text
+    # Q1: transfer
+    assert "raised PSNR over the raw input in 1 of 2 model x (trained on, tested on) pairs" in text
+    assert "beat their own zero-shot weights in 1 of 1" in text
+    assert "differ by a median of -2.00 dB" in text

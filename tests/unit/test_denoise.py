@@ -256,3 +256,34 @@ def test_real_microscopy_image_gains_psnr(tmp_path, demo_trained):
     denoised = tifffile.imread(tmp_path / "out" / "cell.tif")
     before, after = evaluate(clean, noisy)["psnr"], evaluate(clean, denoised)["psnr"]
     assert after > before + 3.0, (before, after)  # measured: 19.6 -> 25.4 dB
+
+
+def test_warns_outside_the_training_noise_range(tmp_path, caplog):
+    """A model that records the noise range of its training images: an input with 10x the
+    training noise gets a warning with the numbers, one from the training distribution none;
+    the output is written either way."""
+    import logging
+
+    from fmdenoise.data.noise import noise_range
+
+    from .test_noise_range import camera
+
+    rng = np.random.default_rng(0)
+    training = [camera(rng, 200) for _ in range(4)]
+    path = tmp_path / "trained.pt"
+    torch.manual_seed(0)
+    save_model(path, build("drunet", **SMALL_DRUNET), "drunet", SMALL_DRUNET,
+               training_noise=noise_range(training))  # fmt: skip
+    same = camera(np.random.default_rng(5), 200)
+    sd = np.sqrt(2.0 * 2.0 * np.median((same - 100) / 2) + 9.0)
+    tifffile.imwrite(tmp_path / "same.tif", same.astype(np.float32))
+    noisy = same + np.random.default_rng(6).normal(0, 10 * sd, same.shape)
+    tifffile.imwrite(tmp_path / "noisy.tif", noisy.astype(np.float32))
+    with caplog.at_level(logging.WARNING, logger="fmdenoise.deploy.denoise"):
+        outs = denoise_files(path, [tmp_path / "same.tif", tmp_path / "noisy.tif"],
+                             tmp_path / "out", tile=None, progress=False)  # fmt: skip
+    assert [o.name for o in outs] == ["same.tif", "noisy.tif"] and all(o.exists() for o in outs)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and warned[0].startswith(f"{tmp_path / 'noisy.tif'}: noise level ")
+    assert "above the range the model was trained on" in warned[0]
+    assert "over 4 training images" in warned[0]

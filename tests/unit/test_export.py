@@ -48,6 +48,29 @@ def test_package_validates_and_reproduces_its_test_output(tmp_path, arch):
     pre = next(p for p in rdf["inputs"][0]["preprocessing"] if p["id"] == "scale_range")
     assert (pre["kwargs"]["min_percentile"], pre["kwargs"]["max_percentile"]) == (0.1, 99.9)
     assert rdf["weights"]["torchscript"]["pytorch_version"] == torch.__version__.split("+")[0]
+    readme = zf_text(out, "README.md")
+    assert "## Noise range" in readme and "was not recorded" in readme  # no training record
+
+
+def zf_text(package, name):
+    with zipfile.ZipFile(package) as zf:
+        return zf.read(name).decode()
+
+
+def test_package_states_the_training_noise_range(tmp_path):
+    from fmdenoise.data.noise import noise_range
+
+    from .test_noise_range import camera
+
+    rng = np.random.default_rng(0)
+    trained = noise_range([camera(rng, 200) for _ in range(3)])
+    path = tmp_path / "care.pt"
+    save_model(path, build("care_unet", **SMALL["care_unet"]), "care_unet", SMALL["care_unet"],
+               training_noise=trained)  # fmt: skip
+    readme = zf_text(export_bioimageio(path, tmp_path / "pkg.zip"), "README.md")
+    level = trained["noise_level"]
+    assert "Trained on 3 images with a relative noise level" in readme
+    assert f"from {level['min']:.4f} to {level['max']:.4f}" in readme
 
 
 def test_cli_export_with_a_test_image(tmp_path, capsys):

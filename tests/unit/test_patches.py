@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fmdenoise.data.ingest import ingest_dataset
+from fmdenoise.data.ingest import ingest_dataset, split_images
 from fmdenoise.data.patches import build_patches, load_patches, sample_corners
 from fmdenoise.errors import ImageError
 
@@ -55,6 +55,16 @@ def test_build_patches_shapes_and_determinism(tmp_path):
     build_patches(tmp_path / "data", tmp_path / "p2", PATCH, NORM)
     assert info["splits"]["train"]["shape"] == [40, 1, 16, 16]
     assert info["splits"]["val"]["shape"] == [10, 1, 16, 16]
+    # the noise range of the 8 training images (low side), as fmdenoise.data.noise measures it
+    from fmdenoise.data.noise import image_noise
+    from fmdenoise.io import read_image
+
+    levels = [
+        image_noise(read_image(low))["noise_level"]
+        for _, low, _ in split_images(tmp_path / "data", "train")
+    ]
+    assert info["noise"]["images"] == len(levels) == 8
+    assert info["noise"]["noise_level"]["max"] == pytest.approx(max(levels))
     for split in ("train", "val"):
         a_low, a_gt = load_patches(tmp_path / "p1", split)
         b_low, b_gt = load_patches(tmp_path / "p2", split)

@@ -312,16 +312,24 @@ def test_search_spend_counts_each_cell_once(tmp_path):
 PLAIN = {"min_steps": 2500, "budgets": None, "stratify": None, "stratify_rungs": None}
 
 
+def search_only(cfg):
+    """config.yaml without what follows selection whatever the search (the extra seeds and
+    transfer), so that plans compare the searches' own price."""
+    cfg["grid"]["final_seeds"] = 1
+    cfg["evaluation"]["transfer"] = False
+    return cfg
+
+
 def real_config(**halving):
     """config.yaml with plain successive halving (eta 3 from 2,500 steps), then ``halving``."""
-    cfg = load_config(ROOT / "config.yaml")
+    cfg = search_only(load_config(ROOT / "config.yaml"))
     cfg["grid"]["search"] = "halving"
     cfg["grid"]["halving"].update(PLAIN, **halving)
     return validate(cfg)
 
 
 def full_config():
-    cfg = load_config(ROOT / "config.yaml")
+    cfg = search_only(load_config(ROOT / "config.yaml"))
     cfg["grid"]["search"] = "full"
     return validate(cfg)
 
@@ -356,7 +364,7 @@ def test_plan_prices_halving_at_under_0_4_of_the_full_grid():
     json.dumps(halved)  # JSON-able
     # config.yaml's own search: learning rates raced within each loss at 4,500 steps, the four
     # losses' winners at 9,000, the best to 20,000: 16 + 4 rung jobs and 1 final per pair
-    ours = make_plan(load_config(ROOT / "config.yaml"))
+    ours = make_plan(search_only(load_config(ROOT / "config.yaml")))
     assert ours["rules"]["rung"]["jobs"] == n_pairs * (16 + 4)
     assert ours["rules"]["train"]["jobs"] == full["rules"]["train"]["jobs"] - 15 * n_pairs
     assert ours["gpu_hours"] / full["gpu_hours"] <= 0.4

@@ -198,7 +198,8 @@ def test_official_checkpoints_downloaded_and_converted(http_server, tmp_path):
 @pytest.mark.slow
 @pytest.mark.workflow
 def test_demo_trains_every_cell_then_rerun_does_nothing(reduced_demo):
-    """The train stage of the demo on one dataset: main sweep, selection, studies."""
+    """The train stage of the demo on one dataset: main sweep, selection, studies, and the
+    selected cells trained again with a second seed (grid.final_seeds 2)."""
     import json
 
     import pandas as pd
@@ -207,8 +208,9 @@ def test_demo_trains_every_cell_then_rerun_does_nothing(reduced_demo):
     counts = job_counts(output)
     assert counts["train"] == 4 and counts["select"] == 2  # known before selection ran
     res = demo_run / "results" / "demo"
-    # 2 models x 2 losses (main sweep) + the fine-tuned model's scratch and rot studies
-    assert len(list((res / "runs").rglob("run.json"))) == 4 + 2
+    # 2 models x 2 losses (main sweep) + the fine-tuned model's scratch and rot studies + the
+    # selected cell of each model with seed 1
+    assert len(list((res / "runs").rglob("run.json"))) == 4 + 2 + 2
     assert len(list((res / "studies").glob("*/actin-demo.json"))) == 1
     for model in ("drunet",):
         chosen = json.loads((res / "selected" / model / "actin-demo.json").read_text())["selected"]
@@ -220,6 +222,16 @@ def test_demo_trains_every_cell_then_rerun_does_nothing(reduced_demo):
         assert list(curves["pretrained"].step) == [0, 10, 20]
         # the effect the study measures: pretrained starts from a lower validation loss
         assert curves["pretrained"].val_loss.iloc[0] < curves["scratch"].val_loss.iloc[0], model
+        # the extra seed trains after selection and selection never saw it: its candidates
+        # are the main sweep's cells, all at seed 0
+        selected = json.loads((res / "selected" / model / "actin-demo.json").read_text())
+        assert [c["seed"] for c in selected["candidates"]] == [0, 0] and chosen["seed"] == 0
+        extra = json.loads((base / "pretrained" / "none" / "seed1" / "run.json").read_text())
+        assert extra["cell"]["seed"] == 1 and extra["steps_done"] == 20
+        assert extra["cell"]["loss"] == chosen["loss"]
+        # every run records the noise range of its training images (fmdenoise denoise checks it)
+        patches = json.loads((res / "patches" / "actin-demo" / "patches.json").read_text())
+        assert extra["training_noise"] == patches["noise"] and patches["noise"]["images"] == 8
         run = json.loads((base / "pretrained" / "rot" / "seed0" / "run.json").read_text())
         assert run["steps_done"] == 20 and run["parameters"] > 0 and run["device_type"] == "cpu"
         assert (res / "logs" / "train" / model / "actin-demo" / chosen["loss"]).is_dir()
@@ -260,6 +272,14 @@ def test_demo_trains_every_cell_then_rerun_does_nothing(reduced_demo):
     methods = ("raw", "provided-gaussian", "bm3d", "bm3d-vst", "drunet-zeroshot", "drunet", "care")
     for method in methods:
         assert f"| actin-demo | {method} " in text, method
+    assert "PSNR over seeds (mean ± sd, n)" in text and "MicroSSIM [95% CI]" in text
+    main = pd.read_csv(res / "tables" / "main.csv").set_index("method")
+    assert main.loc["drunet", "seeds"] == 2 and main.loc["care", "seeds"] == 2
+    seed1 = pd.read_csv(res / "metrics" / "drunet-seed1" / "actin-demo.csv")["psnr"].mean()
+    seed0 = main.loc["drunet", "psnr"]
+    assert main.loc["drunet", "psnr_seed_mean"] == pytest.approx((seed0 + seed1) / 2)
+    assert main.loc["drunet", "psnr_seed_sd"] == pytest.approx(abs(seed0 - seed1) / 2**0.5)
+    assert pd.isna(main.loc["raw", "psnr_seed_mean"]) and main["microssim"].notna().all()
     table.unlink()
     dry = snakemake(demo_run, "-n", "results/demo/tables/main.md", config=config)
     assert job_counts(dry.stdout + dry.stderr) == {"table_main": 1}

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from fmdenoise.data.ingest import split_images
+from fmdenoise.data.noise import noise_range
 from fmdenoise.data.normalize import normalize_percentile
 from fmdenoise.errors import ImageError
 from fmdenoise.io import read_image, save_npy, write_json
@@ -117,7 +118,8 @@ def build_patches(
     patch_cfg: Mapping[str, Any],
     norm_cfg: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Write ``{split}_low.npy``, ``{split}_gt.npy`` for train and val, then ``patches.json``."""
+    """Write ``{split}_low.npy``, ``{split}_gt.npy`` for train and val, then ``patches.json``
+    (with the noise range of the training images, :mod:`fmdenoise.data.noise`)."""
     out_dir = Path(out_dir)
     info: dict[str, Any] = {
         "params": dict(patch_cfg),
@@ -129,6 +131,13 @@ def build_patches(
         save_npy(out_dir / f"{split}_low.npy", low)
         save_npy(out_dir / f"{split}_gt.npy", gt)
         info["splits"][split] = {"count": len(low), "shape": list(low.shape), "images": records}
+    # the noise the models will be trained on (fmdenoise.data.noise): runs record it, denoise
+    # checks a user's images against it
+    info["noise"] = noise_range(
+        (read_image(low_path) for _, low_path, _ in split_images(data_dir, "train")),
+        float(norm_cfg["low_percentile"]),
+        float(norm_cfg["high_percentile"]),
+    )
     write_json(out_dir / "patches.json", info)
     return info
 

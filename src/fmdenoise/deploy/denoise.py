@@ -14,10 +14,15 @@ plane, each plane normalised by its own percentiles as in training). Output is f
 input's intensity scale, written atomically under the input's file name, with its pixel size
 kept: ImageJ metadata (spacing, unit, axes) and resolution tags, or OME-XML physical sizes.
 An input file is never overwritten, and existing outputs only with ``overwrite``.
+
+A model trained by the study records the noise range of its training images
+(:mod:`fmdenoise.data.noise`); each input plane's noise is estimated the same way and a warning
+with the numbers is logged when it lies outside that range (the output is written anyway).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -25,10 +30,13 @@ import numpy as np
 from tqdm import tqdm
 
 from fmdenoise import device as dev
+from fmdenoise.data.noise import image_noise, outside_range
 from fmdenoise.deploy.model_source import load_denoiser, resolve_model
 from fmdenoise.deploy.tiff_metadata import read_tiff, write_like
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.inference import denoise_array
+
+log = logging.getLogger(__name__)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -85,16 +93,21 @@ def denoise_files(
     files = collect_inputs(inputs)
     out_dir = Path(out_dir)
     outs = [output_path(f, out_dir, overwrite) for f in files]
-    model, _ = load_denoiser(resolve_model(model_spec, arch))
+    model, meta = load_denoiser(resolve_model(model_spec, arch))
+    trained = meta.get("training_noise")
     device_t = dev.resolve(device)
     model = dev.prepare(model, device_t).eval()
     images = [read_tiff(f) for f in files]  # fail on a bad file before writing anything
     total = sum(1 if im.data.ndim == 2 else im.data.shape[0] for im in images)
     with tqdm(total=total, unit="plane", disable=not progress, desc="denoise") as bar:
-        for image, out in zip(images, outs, strict=True):
+        for src, image, out in zip(files, images, outs, strict=True):
             planes: Iterable[np.ndarray] = [image.data] if image.data.ndim == 2 else image.data
             result = []
-            for plane in planes:
+            for i, plane in enumerate(planes):
+                warning = outside_range(image_noise(plane, low, high), trained)
+                if warning:
+                    where = src if image.data.ndim == 2 else f"{src} plane {i}"
+                    log.warning("%s: %s", where, warning)
                 result.append(
                     denoise_array(
                         model,

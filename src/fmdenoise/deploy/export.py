@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from fmdenoise import __version__
+from fmdenoise.data.noise import describe_range
 from fmdenoise.deploy.model_source import load_denoiser, resolve_model
 from fmdenoise.deploy.tiff_metadata import read_tiff
 from fmdenoise.errors import FmdenoiseError
@@ -235,6 +236,9 @@ def _readme(
         "Weights: TorchScript, traced with torch "
         f"{torch.__version__}. Training data: paired low/high exposure fluorescence images "
         "(Hagen et al. 2021) or the study's own data; see the run's run.json for provenance.\n\n"
+        "## Noise range\n\n"
+        f"{describe_range(meta.get('training_noise'))} Outside that range the output may not "
+        "be reliable: the model has not seen such noise.\n\n"
         "## Validation\n\n"
         "Model selection used the validation split only; test-set PSNR/SSIM (percentile-"
         "normalised ground truth, affine-fitted prediction) are in the study's "

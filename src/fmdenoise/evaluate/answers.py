@@ -1,13 +1,16 @@
 """The study's three questions, answered from its own tables (``answers.md``).
 
 Q1 (do pretrained Gaussian denoisers help?): fine-tuned against zero-shot weights on the test
-set (paired Wilcoxon on per-image PSNR, Holm over the models of a dataset), and pretrained
-against scratch at matched steps on validation (the gap early and at the end of the budget, the
-step where scratch comes within 0.1 dB). Q2 (how do the architectures compare?): per dataset,
-the ranking by test PSNR/SSIM with confidence intervals, the verdict against the best baseline
+set (paired Wilcoxon on per-image PSNR, Holm over the models of a dataset), how the selected
+models serve on the other datasets (``tables/transfer``), and pretrained against scratch at
+matched steps on validation (the gap early and at the end of the budget, the step where
+scratch comes within 0.1 dB). Q2 (how do the architectures compare?): per dataset, the ranking
+by test PSNR/SSIM (and MicroSSIM) with confidence intervals, the verdict against the best
+baseline, whether each gap between architectures exceeds the seed spread (``grid.final_seeds``)
 and the cost. Q3 (which optimisation choices matter most?): the share of the spread of
 validation PSNR over the loss x learning-rate grid that each factor explains (two-way sums of
-squares), and the augmentation effect at matched steps.
+squares), each factor's effect against the seed spread, and the augmentation effect at matched
+steps.
 
 Every sentence is generated from the numbers and says what they support and no more: n and the
 test are named, "not significant" is said where it is the case, and where n is too small for
@@ -24,6 +27,7 @@ import pandas as pd
 
 from fmdenoise.data.ingest import read_manifest
 from fmdenoise.evaluate.stats import holm, verdict, wilcoxon_paired
+from fmdenoise.evaluate.transfer import transfer_summary
 from fmdenoise.io import write_text
 
 ALPHA = 0.05
@@ -111,7 +115,31 @@ def scratch_catch_up(scratch: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def answer_pretraining(zero_shot: pd.DataFrame, catch_up: pd.DataFrame) -> str:
+def transfer_sentence(transfer: pd.DataFrame) -> str:
+    """Q1's sentence on transfer across datasets (``tables/transfer``)."""
+    t = transfer_summary(transfer)
+    if not t["pairs"]:
+        return ""
+    zero_shot = (
+        f", and beat their own zero-shot weights in {t['over_zero_shot']} of {t['zero_shot_pairs']}"
+        if t["zero_shot_pairs"]
+        else ""
+    )
+    return (
+        f"**Beyond their own dataset (transfer, test sets).** Applied to another dataset's test "
+        f"set, the models selected on one dataset raised PSNR over the raw input in "
+        f"{t['over_raw']} of {t['pairs']} model x (trained on, tested on) pairs (median "
+        f"{t['median_gain_over_raw']:+.2f} dB){zero_shot}; against the model selected on the "
+        f"tested dataset itself they differ by a median of {t['median_vs_in_domain']:+.2f} dB "
+        "(tables/transfer, figures/transfer.png). A model serves a different acquisition "
+        "only as far as this table shows; `fmdenoise denoise` warns when an image's noise lies "
+        "outside the range a model was trained on."
+    )
+
+
+def answer_pretraining(
+    zero_shot: pd.DataFrame, catch_up: pd.DataFrame, transfer: pd.DataFrame | None = None
+) -> str:
     """Q1 as Markdown."""
     out = ["## Q1. Do Gaussian denoisers pretrained on natural images help?", ""]
     if zero_shot.empty:
@@ -132,6 +160,8 @@ def answer_pretraining(zero_shot: pd.DataFrame, catch_up: pd.DataFrame) -> str:
             "per dataset)." + _n_note(min(ns))
         )
         out += ["", zero_shot.to_markdown(index=False, floatfmt=".3g"), ""]
+    if transfer is not None and not transfer.empty:
+        out += [transfer_sentence(transfer), ""]
     if catch_up.empty:
         out.append("The scratch study was not run.")
         return "\n".join(out)
@@ -150,6 +180,29 @@ def answer_pretraining(zero_shot: pd.DataFrame, catch_up: pd.DataFrame) -> str:
     )
     out += ["", catch_up.to_markdown(index=False, floatfmt=".3g")]
     return "\n".join(out)
+
+
+def seed_gaps(g: pd.DataFrame) -> str:
+    """Per dataset: whether each gap between trained models (test PSNR, mean over the seeds
+    of their selected cells) exceeds the seed spread (the two models' seed sds summed)."""
+    if "psnr_seed_sd" not in g:
+        return ""
+    trained = g.dropna(subset=["psnr_seed_sd"]).sort_values("psnr_seed_mean", ascending=False)
+    if len(trained) < 2:
+        return ""
+    seeds = int(trained["seeds"].min())
+    parts = []
+    for a, b in zip(trained.itertuples(), trained.iloc[1:].itertuples(), strict=False):
+        gap, spread = a.psnr_seed_mean - b.psnr_seed_mean, a.psnr_seed_sd + b.psnr_seed_sd
+        said = "exceeds" if gap > spread else "within"
+        parts.append(f"{a.method} - {b.method} {gap:+.2f} dB ({said} {spread:.2f})")
+    sds = ", ".join(f"{r.method} {r.psnr_seed_sd:.2f}" for r in trained.itertuples())
+    return (
+        f" Over {seeds} training seeds of each selected cell (sd of the test mean: {sds} dB), "
+        f"the gaps between neighbours in the ranking by seed mean, against the sum of their "
+        f"two seed sds: {'; '.join(parts)}. A gap within the seed spread is training noise, "
+        "whatever its per-image p-value."
+    )
 
 
 def _has(row: object, column: str) -> bool:
@@ -205,7 +258,7 @@ def answer_architectures(main: pd.DataFrame, cost: pd.DataFrame, finetuned: list
                 f"{groups['worse']} (paired Wilcoxon on per-image PSNR, Holm over "
                 f"{len(tuned)} comparisons, alpha {ALPHA})." + _n_note(n)
             )
-        out += [sentence + _second_metric_note(g), ""]
+        out += [sentence + _second_metric_note(g) + seed_gaps(g), ""]
         rows = []
         for r in g.itertuples():
             c = cost.loc[(dataset, r.method)] if (dataset, r.method) in cost.index else None
@@ -241,17 +294,20 @@ def factor_shares(hyper: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, dataset), g in hyper.groupby(["model", "dataset"]):
         total = float(((g["val_psnr"] - g["val_psnr"].mean()) ** 2).sum())
-        share = {}
+        share, effect = {}, {}
         for factor in ("lr", "loss"):
             means = g.groupby(factor)["val_psnr"].agg(["mean", "size"])
             ss = float((means["size"] * (means["mean"] - g["val_psnr"].mean()) ** 2).sum())
             share[factor] = ss / total if total > 0 else float("nan")
+            effect[factor] = float(means["mean"].max() - means["mean"].min())
         rows.append(
             {
                 "model": model,
                 "dataset": dataset,
                 "lr_share": share["lr"],
                 "loss_share": share["loss"],
+                "lr_effect_db": effect["lr"],
+                "loss_effect_db": effect["loss"],
                 "n_lr": g["lr"].nunique(),
                 "n_loss": g["loss"].nunique(),
                 "cells": len(g),
@@ -265,6 +321,8 @@ def factor_shares(hyper: pd.DataFrame) -> pd.DataFrame:
         .agg(
             lr_share=("lr_share", "mean"),
             loss_share=("loss_share", "mean"),
+            lr_effect_db=("lr_effect_db", "mean"),
+            loss_effect_db=("loss_effect_db", "mean"),
             datasets=("dataset", "size"),
             n_lr=("n_lr", "max"),
             n_loss=("n_loss", "max"),
@@ -293,9 +351,13 @@ def first_rung_grid(search: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 def answer_choices(
-    hyper: pd.DataFrame, augmentation: pd.DataFrame, search: pd.DataFrame | None = None
+    hyper: pd.DataFrame,
+    augmentation: pd.DataFrame,
+    search: pd.DataFrame | None = None,
+    main: pd.DataFrame | None = None,
 ) -> str:
-    """Q3 as Markdown (from the first rung of a halving search when there was one)."""
+    """Q3 as Markdown (from the first rung of a halving search when there was one); with
+    extra seeds in ``main``, each factor's effect against the seed spread."""
     out = ["## Q3. Which optimisation choices matter most?", ""]
     if search is not None and not search.empty:
         hyper, note = first_rung_grid(search)
@@ -316,7 +378,8 @@ def answer_choices(
             f"{r.datasets} dataset(s); one seed per cell, so no significance test): {lead} "
             "matters more."
         )
-    out += ["", shares.to_markdown(index=False, floatfmt=".3g"), ""]
+    spread = _seed_spread_note(shares, main)
+    out += ([spread] if spread else []) + ["", shares.to_markdown(index=False, floatfmt=".3g"), ""]
     if augmentation.empty:
         out.append("The augmentation study was not run.")
         return "\n".join(out)
@@ -332,6 +395,30 @@ def answer_choices(
         f"at alpha {ALPHA}." + (_n_note(len(diff)).replace("test images", "runs"))
     )
     return "\n".join(out)
+
+
+def _seed_spread_note(shares: pd.DataFrame, main: pd.DataFrame | None) -> str:
+    """Each factor's effect (range of its levels' mean validation PSNR) against the median
+    seed sd of the selected cells' test PSNR."""
+    if main is None or "psnr_seed_sd" not in main or main["psnr_seed_sd"].dropna().empty:
+        return ""
+    sd = float(main["psnr_seed_sd"].dropna().median())
+    parts = []
+    for r in shares.itertuples():
+        for factor, name in (("lr", "learning rate"), ("loss", "loss")):
+            effect = getattr(r, f"{factor}_effect_db")
+            if getattr(r, f"n_{factor}") < 2 or pd.isna(effect):
+                continue
+            ratio = effect / sd if sd > 0 else float("inf")
+            parts.append(f"{r.model} {name} {effect:.2f} dB ({ratio:.1f}x)")
+    if not parts:
+        return ""
+    return (
+        f"\nAgainst training noise: the median seed sd of the selected cells' test PSNR is "
+        f"{sd:.2f} dB ({int(main['seeds'].max())} seeds each); each factor's effect (range of "
+        f"its levels' mean validation PSNR) and its multiple of that sd: {'; '.join(parts)}. "
+        "An effect under about twice the seed sd cannot be told from a change of seed."
+    )
 
 
 def describe_splits(data_dirs: Mapping[str, str | Path]) -> str:
@@ -376,9 +463,10 @@ def write_answers(
             answer_pretraining(
                 zero_shot_comparison(main, metrics, finetuned),
                 scratch_catch_up(read("scratch")) if "scratch" in tables else pd.DataFrame(),
+                read("transfer"),
             ),
             answer_architectures(main, read("cost"), finetuned),
-            answer_choices(read("hyperparameters"), read("augmentation"), read("search")),
+            answer_choices(read("hyperparameters"), read("augmentation"), read("search"), main),
         ]
     )
     write_text(out, text + "\n")

@@ -4,6 +4,8 @@
   scratch (dashed) initialisation at the selected (loss, lr), one panel per model.
 - :func:`psnr_vs_cost`: test PSNR of each trained method against its training time (the
   selected run), one panel per dataset, the best baseline as a horizontal line.
+- :func:`transfer_heatmap`: per model, the PSNR gain over raw of the model selected on each
+  dataset (rows) on each test set (columns), the diagonal in-domain.
 - :func:`example_crops`: one test image per dataset, a crop of noisy input, ground truth and
   every method side by side. Every panel is put on the metric's scale (ground truth
   percentile-normalised, other images affine-fitted to it, see
@@ -132,6 +134,37 @@ def psnr_vs_cost(main_csv: str | Path, cost_csv: str | Path, out: str | Path) ->
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small")
     fig.tight_layout(rect=(0, 0.1, 1, 1))
+    _save(fig, out)
+
+
+def transfer_heatmap(transfer_csv: str | Path, out: str | Path) -> None:
+    """One heat map per model of ``tables/transfer.csv``'s gain over raw (dB), annotated,
+    on one diverging colour scale centred on 0 shared by every panel."""
+    table = pd.read_csv(transfer_csv)
+    models = sorted(table["model"].unique())
+    names = sorted(set(table["trained_on"]) | set(table["tested_on"]))
+    bound = max(float(table["gain_over_raw"].abs().max()), 1e-6)
+    side = 0.9 * len(names) + 1.5
+    fig, axes = _figure(1, len(models), side, side)
+    image = None
+    for k, (ax, model) in enumerate(zip(axes.ravel(), models, strict=True)):
+        g = table[table["model"] == model].pivot(
+            index="trained_on", columns="tested_on", values="gain_over_raw"
+        )
+        g = g.reindex(index=names, columns=names)
+        image = ax.imshow(g.to_numpy(), cmap="RdBu", vmin=-bound, vmax=bound)
+        for (i, j), value in np.ndenumerate(g.to_numpy()):
+            if not np.isnan(value):
+                colour = "white" if abs(value) > 0.6 * bound else "black"
+                ax.text(j, i, f"{value:+.1f}", ha="center", va="center", fontsize=8, color=colour)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(names)), names if k == 0 else [], fontsize=8)
+        ax.set_xlabel("tested on")
+        if k == 0:
+            ax.set_ylabel("trained on")
+        ax.set_title(model)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), label="PSNR gain over raw (dB)")
     _save(fig, out)
 
 

@@ -1,11 +1,13 @@
 """Comparison tables, written as csv, Markdown and LaTeX.
 
 ``main``: one row per (dataset, method): mean PSNR, SSIM and MicroSSIM over the test images
-with 95 % bootstrap confidence intervals, the metric convention, the training GPU-hours of trained
-methods, and for each fine-tuned model the paired Wilcoxon p-value (two-sided, per-image PSNR,
-n test images) against the best baseline of that dataset (the baseline with the highest mean
-PSNR), that p adjusted by Holm over the comparisons made on the dataset, and the verdict:
-better / worse / not significant at alpha 0.05.
+with 95 % bootstrap confidence intervals, for trained models with extra seeds
+(``grid.final_seeds``) the mean and standard deviation of the test means over the seeds of
+the selected cell (training noise, beside the per-image intervals), the metric convention,
+the training GPU-hours of trained methods, and for each fine-tuned model the paired Wilcoxon
+p-value (two-sided, per-image PSNR, n test images) against the best baseline of that dataset
+(the baseline with the highest mean PSNR), that p adjusted by Holm over the comparisons made on
+the dataset, and the verdict: better / worse / not significant at alpha 0.05.
 
 ``hyperparameters``, ``scratch``, ``augmentation``: validation-only views of the training grid.
 
@@ -20,10 +22,39 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fmdenoise.evaluate.stats import bootstrap_ci, holm, verdict, wilcoxon_paired
 from fmdenoise.io import write_text
+
+SEED_METRICS = ("psnr", "ssim", "microssim")
+
+
+def seed_files_by_cell(paths: Sequence[str | Path]) -> dict[tuple[str, str], list[Path]]:
+    """``metrics/<model>-seed<k>/<dataset>.csv`` files grouped by (model, dataset)."""
+    out: dict[tuple[str, str], list[Path]] = {}
+    for path in map(Path, paths):
+        model, _, seed = path.parent.name.rpartition("-seed")
+        if not model or not seed.isdigit():
+            raise ValueError(f"{path}: not the metrics of an extra seed (<model>-seed<k>)")
+        out.setdefault((model, path.stem), []).append(path)
+    return out
+
+
+def seed_spread(
+    selected: pd.DataFrame, extra: Sequence[pd.DataFrame]
+) -> dict[str, float | int | None]:
+    """Test-set means of the selected run and of its extra seeds: their number, mean and
+    standard deviation (ddof 1; None with one seed) per metric."""
+    runs = [selected, *extra]
+    out: dict[str, float | int | None] = {"seeds": len(runs)}
+    for metric in SEED_METRICS:
+        means = [float(r[metric].mean()) for r in runs if metric in r]
+        ok = len(means) == len(runs)
+        out[f"{metric}_seed_mean"] = float(np.mean(means)) if ok else None
+        out[f"{metric}_seed_sd"] = float(np.std(means, ddof=1)) if ok and len(runs) > 1 else None
+    return out
 
 
 def main_table(
@@ -31,10 +62,14 @@ def main_table(
     finetuned: Sequence[str],
     run_files: Mapping[tuple[str, str], str | Path] | None = None,
     seed: int = 0,
+    seed_files: Mapping[tuple[str, str], Sequence[str | Path]] | None = None,
 ) -> pd.DataFrame:
     """``metric_files[(method, dataset)]`` -> per-image csv; ``finetuned`` names the methods
-    compared against the best baseline; ``run_files[(method, dataset)]`` -> selected run.json."""
+    compared against the best baseline; ``run_files[(method, dataset)]`` -> selected run.json;
+    ``seed_files[(model, dataset)]`` -> per-image csvs of the selected cell's extra seeds (the
+    seed columns: mean and sd over the selection run and those)."""
     per = {key: pd.read_csv(path).sort_values("image") for key, path in metric_files.items()}
+    seeds = {k: [pd.read_csv(p) for p in v] for k, v in (seed_files or {}).items()}
     rows = []
     for (method, dataset), df in sorted(per.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         psnr, psnr_lo, psnr_hi = bootstrap_ci(df["psnr"], seed=seed)
@@ -59,6 +94,7 @@ def main_table(
                 "microssim_ci_low": micro[1],
                 "microssim_ci_high": micro[2],
                 "gpu_hours": gpu_hours,
+                **(seed_spread(df, seeds[(method, dataset)]) if (method, dataset) in seeds else {}),
                 "convention": df["convention"].iloc[0],
             }
         )
@@ -100,6 +136,15 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
         else f"{r.microssim:.3f} [{r.microssim_ci_low:.3f}, {r.microssim_ci_high:.3f}]"
         for r in table.itertuples()
     ]
+    if "psnr_seed_sd" in table:
+        out["PSNR over seeds (mean ± sd, n)"] = [
+            ""
+            if pd.isna(r.psnr_seed_mean)
+            else f"{r.psnr_seed_mean:.2f} ± {r.psnr_seed_sd:.2f} ({r.seeds:.0f})"
+            if not pd.isna(r.psnr_seed_sd)
+            else f"{r.psnr_seed_mean:.2f} (1)"
+            for r in table.itertuples()
+        ]
     out["GPU-h"] = [("" if pd.isna(g) else f"{g:.3f}") for g in table["gpu_hours"]]
     out["p (vs best baseline)"] = [
         ("" if p is None or pd.isna(p) else f"{p:.3g}") for p in table["p_vs_best_baseline"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fmdenoise.config import inference_tile
@@ -19,6 +19,7 @@ from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.tiling import tiling_overhead
 from fmdenoise.plan.calibration import Calibration, Figure
 from fmdenoise.plan.time_limits import rule_chain
+from fmdenoise.study import parse_method
 
 #: Jobs whose cost does not grow with the study (selection, tables, figures): measured on the
 #: demo's benchmark files, they take seconds and a few hundred MB; planned generously.
@@ -123,7 +124,10 @@ class CostModel:
             workers = max(1, cpus)
             mem = BASE_MEM_MB + workers * 40 * image_mb  # BM3D holds ~40 image-sized buffers
             return Estimate(fig.value * test_mpx / workers, mem, None, fig.source)
-        model = method.removesuffix("-zeroshot")
+        parsed = parse_method(self.config, method)
+        if parsed is None:
+            raise FmdenoiseError(f"predict: {method!r} is neither a baseline nor a model method")
+        model = parsed.model
         arch = self.config["models"][model]["arch"]
         fig = self.cal.infer(arch, device)
         per_mpx, note = self._scaled(fig, model)
@@ -157,6 +161,24 @@ class CostModel:
         if cpu.peak_mem_mb is None or not cpu.mpx:
             return 0.0
         return 0.5 * max(0.0, cpu.peak_mem_mb - BASE_MEM_MB - weights_mb) / cpu.mpx
+
+    def transfer(self, model: str, sizes: Sequence[Any], device: str) -> Estimate:
+        """A transfer job: ``model``'s inference on each of ``sizes``' test sets (datasets'
+        :class:`~fmdenoise.plan.sizes.DatasetSize`) and their metrics, one after the other."""
+        cpus = int(self.config["resources"]["predict"]["cpus"])
+        parts = []
+        for size in sizes:
+            parts.append(
+                self.predict(model, "model", size.test_mpx, size.max_image_px, device, cpus)
+            )
+            parts.append(self.data_rule("metrics", 2 * size.test_mpx, size.max_image_px))
+        gpu = [p.gpu_mem_mb for p in parts if p.gpu_mem_mb is not None]
+        return Estimate(
+            sum(p.seconds for p in parts),
+            max((p.mem_mb for p in parts), default=BASE_MEM_MB),
+            max(gpu) if gpu else None,
+            parts[0].source if parts else "assumed",
+        )
 
     def data_rule(self, name: str, mpx: float, max_px: int) -> Estimate:
         """ingest / patches / metrics: measured s/Mpx x megapixels; memory from the

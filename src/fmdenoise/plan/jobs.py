@@ -16,6 +16,7 @@ from fmdenoise.config import study_datasets, transfer_source
 from fmdenoise.plan.estimates import CostModel, Estimate, request
 from fmdenoise.plan.sizes import DatasetSize
 from fmdenoise.plan.time_limits import RESOURCES_OF
+from fmdenoise.study import extra_methods, extra_seeds, method_kinds, transfer_targets
 from fmdenoise.train.search import cells_per_rung, config_budgets, halving, stratum
 
 #: the rules whose jobs are grouped into one SLURM submission (profiles/slurm: groups)
@@ -60,22 +61,6 @@ class Job:
 
 def _device(req: Mapping[str, Any]) -> str:
     return "cuda" if req["gpu"] > 0 else "cpu"
-
-
-def method_kinds(config: Mapping[str, Any], dataset: str) -> dict[str, str]:
-    """Every method evaluated on ``dataset`` and its kind (as ``rules/common.smk: methods``)."""
-    models = config["models"]
-    finetune = [m for m in models if models[m]["pretrained"]["source"] != "none"]
-    out = {"raw": "raw"}
-    out |= {
-        f"provided-{p}": "provided" for p in config["datasets"][dataset]["test"].get("provided", {})
-    }
-    if config["evaluation"]["bm3d"]:
-        out["bm3d"] = "bm3d"
-    if config["evaluation"]["bm3d_vst"]:
-        out["bm3d-vst"] = "bm3d-vst"
-    out |= {f"{m}-zeroshot": "model" for m in finetune}
-    return out | {m: "model" for m in models}
 
 
 class JobBuilder:
@@ -235,6 +220,9 @@ class JobBuilder:
                         self.add_train(label, est, run_bytes, candidate=i + 1)
                     held = self.dropped_weights(len(seeds), run_bytes)
                 self.add("select", f"{model}/{dataset}", "runs", costs.small(), held=held)
+                for seed in extra_seeds(c, dataset):  # the selected cell again (final_seeds)
+                    label = f"{model}/{dataset}/<selected>/{init}/none/seed{seed}"
+                    self.add_train(label, est, run_bytes)
                 if not finetune or dataset not in studied:
                     continue
                 extra = [("scratch", "none")] * bool(grid["scratch_study"]) + [
@@ -313,7 +301,8 @@ class JobBuilder:
         c, costs = self.config, self.costs
         pred_res = c["resources"]["predict"]
         for dataset, size in self.sizes.items():
-            for method, kind in method_kinds(c, dataset).items():
+            kinds = method_kinds(c, dataset) | {m: "model" for m in extra_methods(c, dataset)}
+            for method, kind in kinds.items():
                 gpu = int(pred_res["gpu"]) if kind == "model" else 0
                 device = "cuda" if gpu else "cpu"
                 est = costs.predict(
@@ -335,6 +324,11 @@ class JobBuilder:
                     costs.data_rule("metrics", 2 * size.test_mpx, size.max_image_px),
                 )
             self.add("figure_examples", dataset, "tables", costs.small(), FIGURE_BYTES)
+            targets = [self.sizes[d] for d in transfer_targets(c, dataset)]
+            gpu = int(pred_res["gpu"])
+            for model in c["models"] if targets else []:  # evaluation.transfer
+                est = costs.transfer(model, targets, "cuda" if gpu else "cpu")
+                self.add("transfer", f"{model}/{dataset}", "predictions", est, TABLE_BYTES, gpu=gpu)
         grid = c["grid"]
         tables = (
             ["hyperparameters"]
@@ -343,6 +337,9 @@ class JobBuilder:
         )
         for table in ["main", "cost"] + ["search"] * halving(c):
             self.add(f"table_{table}", table, "tables", costs.small(), TABLE_BYTES, files=3)
+        if c["evaluation"].get("transfer"):
+            self.add("table_transfer", "transfer", "tables", costs.small(), TABLE_BYTES, files=3)
+            self.add("figure_transfer", "transfer", "tables", costs.small(), FIGURE_BYTES)
         for table in tables:
             self.add("table_validation", table, "tables", costs.small(), TABLE_BYTES, files=3)
         self.add("figure_psnr_vs_cost", "psnr_vs_cost", "tables", costs.small(), FIGURE_BYTES)

@@ -26,6 +26,7 @@ from fmdenoise.evaluate.tiling import tiling_overhead
 from fmdenoise.io import write_text
 from fmdenoise.plan.calibration import Calibration, replace_rows, write_table
 from fmdenoise.plan.estimates import FIXED_SECONDS
+from fmdenoise.study import parse_method
 
 #: what a rehearsal changed to fit the machine (written beside its report, added to the summary)
 NOTES = "rehearsal_notes.txt"
@@ -155,7 +156,10 @@ def _inference_rows(
         if method.startswith("bm3d"):
             arch = method
         else:
-            model = config["models"][method.removesuffix("-zeroshot")]
+            parsed = parse_method(config, method)
+            if parsed is None:
+                continue  # a folder left by another config
+            model = config["models"][parsed.model]
             arch = model["arch"]
             if dict(model.get("kwargs", {})) != FULL_SIZE[arch]:
                 continue  # the table's model rows are for the published sizes (the demo's aren't)

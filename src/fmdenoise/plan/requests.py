@@ -16,8 +16,8 @@ from typing import Any
 from fmdenoise.data.ingest import dataset_layout
 from fmdenoise.plan.calibration import Calibration
 from fmdenoise.plan.estimates import CostModel, Estimate, request
-from fmdenoise.plan.jobs import method_kinds
 from fmdenoise.plan.sizes import DatasetSize, dataset_sizes, from_manifest
+from fmdenoise.study import method_kinds, transfer_targets
 
 SIZED_RULES = ("ingest", "patches", "predict", "metrics")
 
@@ -82,10 +82,26 @@ class JobRequests:
         return self.costs.predict(method, kind, size.test_mpx, size.max_image_px, device, cpus)
 
     def gpus(self, rule: str, method: str, dataset: str) -> int:
-        """GPUs of a job: a neural predict job asks for the predict rule's GPUs, others none."""
-        if rule != "predict" or method_kinds(self.config, dataset).get(method, "model") != "model":
+        """GPUs of a job: a neural predict job asks for the predict rule's GPUs, others none
+        (a method or dataset left empty: a model's inference, as a transfer job)."""
+        if rule != "predict":
+            return 0
+        if dataset and method_kinds(self.config, dataset).get(method, "model") != "model":
             return 0
         return int(self.config["resources"]["predict"]["gpu"])
+
+    def transfer_request(
+        self, model: str, dataset: str, data_dirs: list[str] | None = None
+    ) -> dict[str, Any]:
+        """``{cpus, mem_mb, runtime, gpu}`` of the transfer job applying ``model`` selected on
+        ``dataset`` to every other dataset's test set (``data_dirs``: their ingested folders,
+        in :func:`~fmdenoise.study.transfer_targets` order)."""
+        targets = transfer_targets(self.config, dataset)
+        dirs = data_dirs or [""] * len(targets)
+        sizes = [self.size(d, str(p)) for d, p in zip(targets, dirs, strict=True)]
+        gpu = self.gpus("predict", "", "")
+        est = self.costs.transfer(model, sizes, "cuda" if gpu else "cpu")
+        return request(self.config, "predict", est, gpu=gpu)
 
     def request(self, rule: str, wildcards: Mapping[str, str], input_dir: str) -> dict[str, Any]:
         """``{cpus, mem_mb, runtime, gpu}`` of one job (see :func:`estimates.request`)."""

@@ -25,7 +25,7 @@ from fmdenoise.errors import ConfigError
 #: rules whose jobs continue from ``last.pt`` when resubmitted
 RESUMABLE = ("train", "rung")
 #: rules that take their resources from another rule's config entry
-RESOURCES_OF = {"rung": "train", "fetch_folder": "download"}
+RESOURCES_OF = {"rung": "train", "fetch_folder": "download", "transfer": "predict"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,7 @@ own outputs are written replaces that file by a note (the state is needed by not
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -236,6 +237,11 @@ class Trainer:
                     break
         st.elapsed += time.perf_counter() - t0
 
+    def training_noise(self) -> dict[str, Any] | None:
+        """The noise range of the training images (``patches.json``; None if not recorded)."""
+        info = json.loads((self.patch_dir / "patches.json").read_text())
+        return info.get("noise")
+
     def run(self, preload: bool = False) -> dict[str, Any]:
         """Resume if possible, train to the budget (or early stop), write the outputs, then
         drop ``last.pt``: the run has finished for good, and its optimizer state (twice the
@@ -251,6 +257,7 @@ class Trainer:
             config={"model": self.model_cfg, "training": self.cfg},
             signature=self.signature,
             device=self.device,
+            training_noise=self.training_noise(),
         )
         if self.last.exists():
             size = self.last.stat().st_size

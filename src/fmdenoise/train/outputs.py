@@ -48,10 +48,13 @@ def write_run_outputs(
     config: Mapping[str, Any],
     signature: str,
     device: torch.device,
+    training_noise: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write model.pt, curve.csv and run.json; return run.json's content.
 
-    ``config`` is ``{"model": ..., "training": ...}`` as the run was configured.
+    ``config`` is ``{"model": ..., "training": ...}`` as the run was configured;
+    ``training_noise`` the noise range of its training images (:mod:`fmdenoise.data.noise`),
+    kept in both files so that ``fmdenoise denoise`` can check an input against it.
     """
     model_cfg = config["model"]
     save_model(
@@ -62,6 +65,7 @@ def write_run_outputs(
         cell=dataclasses.asdict(cell),
         best_step=state.best_step,
         best=state.best,
+        training_noise=training_noise,
     )
     curve = pd.DataFrame(state.curve, columns=CURVE_COLUMNS)
     write_text(out_dir / "curve.csv", curve.to_csv(index=False))
@@ -82,6 +86,7 @@ def write_run_outputs(
         "wall_seconds": round(state.elapsed, 3),
         "gpu_hours": round(state.elapsed / 3600 * gpus, 6),
         "resumed_from": state.resumed_from,
+        "training_noise": training_noise,
     }
     write_json(out_dir / "run.json", run)
     return run

@@ -1,0 +1,15 @@
+"""Adapter: rule transfer -> fmdenoise.evaluate.transfer.evaluate_transfer."""
+
+from fmdenoise.device import threads
+from fmdenoise.evaluate.transfer import evaluate_transfer
+from fmdenoise.logs import log_to
+
+with log_to(snakemake.log[0]), threads(snakemake.threads):
+    evaluate_transfer(
+        {**snakemake.params.method, "checkpoint": snakemake.input.checkpoint},
+        dict(zip(snakemake.params.targets, snakemake.input.data, strict=True)),
+        snakemake.output[0],
+        snakemake.params.normalization,
+        tile=snakemake.params.tile,
+        overlap=snakemake.params.overlap,
+    )
