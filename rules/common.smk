@@ -14,9 +14,15 @@ from fmdenoise.config import (
     transfer_source,
 )
 from fmdenoise.study import (
+    RUN_PATTERN,
+    figures,
+    finetuned_models,
+    main_init,
     method_kinds,
     parse_method,
+    run_path,
     seed_methods,
+    tables,
     transfer_sources,
     transfer_targets,
 )
@@ -178,24 +184,12 @@ def patch_files(dataset):
 def all_targets():
     targets = [f"{RESULTS}/data/{d}" for d in config["datasets"]]
     targets += [f"{RESULTS}/patches/{d}/patches.json" for d in config["datasets"]]
-    targets += [
-        f"{RESULTS}/pretrained/{m}.pt"
-        for m in config["models"]
-        if config["models"][m]["pretrained"]["source"] != "none"
-    ]
-    tables = ["main", "hyperparameters", "cost"]
-    tables += ["search"] if SEARCH_RUNGS else []
-    tables += ["transfer"] if transfer_sources(config) else []
-    tables += ["scratch"] if config["grid"]["scratch_study"] else []
-    tables += ["augmentation"] if config["grid"]["augmentation_study"] else []
-    figures = ["psnr_vs_cost"] + ["transfer"] * bool(transfer_sources(config))
-    figures += ["learning_curves"] if config["grid"]["scratch_study"] else []
-    figures += [f"examples/{d}" for d in config["datasets"]]
+    targets += [f"{RESULTS}/pretrained/{m}.pt" for m in FINETUNE_MODELS]
     return (
         targets
         + training_targets()
-        + [f"{RESULTS}/tables/{t}.md" for t in tables]
-        + [f"{RESULTS}/figures/{f}.png" for f in figures]
+        + [f"{RESULTS}/tables/{t}.md" for t in tables(config)]
+        + [f"{RESULTS}/figures/{f}.png" for f in figures(config)]
         + [f"{RESULTS}/answers.md"]
     )
 
@@ -203,26 +197,19 @@ def all_targets():
 # ---------------------------------------------------------------- training grid
 
 
-FINETUNE_MODELS = [
-    m for m in config["models"] if config["models"][m]["pretrained"]["source"] != "none"
-]
-RUN = "{model}/{dataset}/{loss}/lr{lr}/{init}/{aug}/seed{seed}"
+FINETUNE_MODELS = finetuned_models(config)
+RUN = RUN_PATTERN
 
 
 def run_dir(model, dataset, loss, lr, init, aug, seed):
-    return f"{RESULTS}/runs/{model}/{dataset}/{loss}/lr{lr}/{init}/{aug}/seed{seed}"
-
-
-def main_init(model):
-    """Initialisation of a model's main sweep: pretrained for the fine-tuned models, scratch
-    for models without pretrained weights (CARE)."""
-    return "pretrained" if model in FINETUNE_MODELS else "scratch"
+    """A run's folder (``lr`` as it appears in paths)."""
+    return f"{RESULTS}/runs/{run_path(model, dataset, loss, lr, init, aug, seed)}"
 
 
 def main_sweep(model, dataset):
     """Run folders of the main sweep: every loss x lr x seed at the model's main init."""
     return [
-        run_dir(model, dataset, loss, lr, main_init(model), "none", seed)
+        run_dir(model, dataset, loss, lr, main_init(config, model), "none", seed)
         for loss in config["grid"]["losses"]
         for lr in LEARNING_RATES
         for seed in config["grid"]["seeds"]
@@ -234,7 +221,7 @@ def transferred_runs(model, dataset, source):
     selected on ``source`` (its ``select`` checkpoint)."""
     loss, lr = selected_loss_lr(model, source)
     return [
-        run_dir(model, dataset, loss, lr, main_init(model), "none", seed)
+        run_dir(model, dataset, loss, lr, main_init(config, model), "none", seed)
         for seed in config["grid"]["seeds"]
     ]
 
@@ -279,7 +266,7 @@ def searched_cell(wildcards):
     """Whether a run is a cell of the main sweep that the halving search trains in rungs."""
     return (
         SEARCH_RUNGS > 0
-        and wildcards.init == main_init(wildcards.model)
+        and wildcards.init == main_init(config, wildcards.model)
         and wildcards.aug == "none"
         and int(wildcards.seed)
         in config["grid"]["seeds"]  # not a seed added after selection
@@ -565,14 +552,8 @@ def study_files(wildcards):
 
 def answers_inputs(wildcards):
     """The tables the answer sheet reads and the per-image metrics of every method."""
-    grid = config["grid"]
-    tables = ["main", "cost", "hyperparameters"]
-    tables += ["scratch"] * bool(grid["scratch_study"])
-    tables += ["augmentation"] * bool(grid["augmentation_study"])
-    tables += ["search"] * bool(SEARCH_RUNGS)
-    tables += ["transfer"] * bool(transfer_sources(config))
     return {
-        "tables": [f"{RESULTS}/tables/{t}.csv" for t in tables],
+        "tables": [f"{RESULTS}/tables/{t}.csv" for t in tables(config)],
         "metrics": all_metrics(wildcards),
         "data": [f"{RESULTS}/data/{d}" for d in config["datasets"]],
     }

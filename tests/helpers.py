@@ -58,6 +58,13 @@ def job_counts(output: str) -> dict[str, int]:
     }
 
 
+def ran(output: str) -> dict[str, int]:
+    """Jobs a snakemake run executed, by rule, from its log (its 'Job stats' table predates the
+    jobs that the checkpoints add); the target rule ``all`` left out."""
+    names = re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", output, re.M)
+    return {n: names.count(n) for n in set(names) if n != "all"}
+
+
 #: the reduced demo's models: one fine-tuned, one trained from scratch (every rule runs; the
 #: other architectures are covered by the unit tests, the pretraining test and the rehearsal)
 REDUCED_MODELS = ("drunet", "care")

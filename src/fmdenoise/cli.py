@@ -30,6 +30,7 @@ from fmdenoise import __version__
 from fmdenoise.config import load_config
 from fmdenoise.data.download import DownloadSpec, fetch
 from fmdenoise.errors import FmdenoiseError
+from fmdenoise.process import prefer_huge_pages
 
 
 def _add_arch(parser: argparse.ArgumentParser) -> None:
@@ -403,6 +404,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    prefer_huge_pages()  # before any subcommand allocates a tensor
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         args.func(args)

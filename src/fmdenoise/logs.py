@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fmdenoise.errors import FmdenoiseError
+from fmdenoise.process import prefer_huge_pages
 
 
 @contextlib.contextmanager
@@ -43,8 +44,10 @@ def log_to(path: str | Path | None) -> Iterator[logging.Logger]:
     job and its log shows why: the log then ends with the exception's type and message (for a
     :class:`FmdenoiseError`, the one clear line naming the culprit). A crash of the interpreter
     itself (a segmentation fault or abort in native code) writes the Python stack of every
-    thread to the log (:mod:`faulthandler`).
+    thread to the log (:mod:`faulthandler`). It is what every job script enters first, so it
+    also sets up the job's process (:func:`fmdenoise.process.prefer_huge_pages`).
     """
+    prefer_huge_pages()
     root = logging.getLogger()
     stream = open(path, "a", buffering=1) if path else sys.stderr  # noqa: SIM115
     handler = logging.StreamHandler(stream)

@@ -1,5 +1,6 @@
-"""The study's structure, asked of the config in one place: which models are fine-tuned, which
-methods are evaluated on a dataset and what each method name means.
+"""The study's structure, asked of the config in one place: which models are fine-tuned, where
+a training run lives, which methods are evaluated on a dataset and what each method name
+means, which tables and figures the study writes.
 
 Method names (the ``{method}`` of ``predictions/{method}/{dataset}`` and of ``metrics/``):
 
@@ -22,6 +23,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from fmdenoise.train.search import config_budgets
+
 BASELINE_KINDS = ("raw", "provided", "bm3d", "bm3d-vst")
 
 
@@ -34,9 +37,50 @@ class ModelMethod:
     seed: int | None = None  # variant seed: the extra seed
 
 
+#: a training run's folder under ``runs/`` (the ``{wildcards}`` of rules train and rung)
+RUN_PATTERN = "{model}/{dataset}/{loss}/lr{lr}/{init}/{aug}/seed{seed}"
+#: the tables of the validation side (rule table_validation)
+VALIDATION_TABLES = ("hyperparameters", "scratch", "augmentation")
+
+
 def finetuned_models(config: Mapping[str, Any]) -> list[str]:
     """Models with published weights: fine-tuned (the others, CARE, train from scratch)."""
     return [m for m, c in config["models"].items() if c["pretrained"]["source"] != "none"]
+
+
+def main_init(config: Mapping[str, Any], model: str) -> str:
+    """A model's initialisation in the main sweep: ``pretrained`` for the fine-tuned models,
+    ``scratch`` for models without published weights (CARE)."""
+    return "pretrained" if model in finetuned_models(config) else "scratch"
+
+
+def run_path(
+    model: str, dataset: str, loss: str, lr: float | str, init: str, aug: str, seed: int | str
+) -> str:
+    """A run's folder relative to ``runs/`` (``lr`` as a number, or already as in paths)."""
+    lr_text = lr if isinstance(lr, str) else f"{lr:g}"
+    return RUN_PATTERN.format(
+        model=model, dataset=dataset, loss=loss, lr=lr_text, init=init, aug=aug, seed=seed
+    )
+
+
+def tables(config: Mapping[str, Any]) -> list[str]:
+    """Every table the study writes (``tables/<name>.{csv,md,tex}``); ``answers.md`` reads
+    them all."""
+    grid = config["grid"]
+    out = ["main", "hyperparameters", "cost"]
+    out += ["scratch"] * bool(grid["scratch_study"])
+    out += ["augmentation"] * bool(grid["augmentation_study"])
+    out += ["search"] * (len(config_budgets(config)) > 1)  # a halving search with rungs
+    return out + ["transfer"] * bool(transfer_sources(config))
+
+
+def figures(config: Mapping[str, Any]) -> list[str]:
+    """Every figure the study draws (``figures/<name>.png``)."""
+    out = ["psnr_vs_cost"]
+    out += ["learning_curves"] * bool(config["grid"]["scratch_study"])
+    out += ["transfer"] * bool(transfer_sources(config))
+    return out + [f"examples/{d}" for d in config["datasets"]]
 
 
 def extra_seeds(config: Mapping[str, Any], dataset: str | None = None) -> list[int]:

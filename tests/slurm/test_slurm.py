@@ -68,14 +68,15 @@ def test_demo_through_slurm_matches_local_run(reduced_demo, slurm_env, tmp_path)
     print(f"demo through SLURM: {time.monotonic() - start:.0f} s")
     submitted = {int(i) for i in re.findall(r"submitted with SLURM jobid (\d+)", out)}
     jobs = train_jobs(work)
-    assert len(jobs) == 6 and set(jobs) <= submitted  # 4 sweep cells + 2 study runs
+    # 4 sweep cells + 2 study runs + the 2 selected cells' second seed (grid.final_seeds)
+    assert len(jobs) == 8 and set(jobs) <= submitted
     for job in sorted(jobs)[-3:]:  # finished jobs stay known to slurmctld for MinJobAge
         info = scontrol(slurm_env, job)
         assert "JobState=COMPLETED" in info and re.search(r"gres[:/]gpu[:=]1", info), info
-    # each metric job rides along with the prediction it scores: 7 submissions for 14 jobs
+    # each metric job rides along with the prediction it scores: 9 submissions for 18 jobs
     logs = work / ".snakemake" / "slurm_logs"
     assert sorted(p.name for p in logs.glob("group_*")) == ["group_evaluate_metrics_predict"]
-    assert len(list((logs / "group_evaluate_metrics_predict").rglob("*.log"))) == 7
+    assert len(list((logs / "group_evaluate_metrics_predict").rglob("*.log"))) == 9
     # (training is bitwise reproducible; BM3D not quite: see docs/, hence rtol for main)
     for table in ("main", "hyperparameters", "scratch", "augmentation"):
         a = pd.read_csv(local / "results" / "demo" / "tables" / f"{table}.csv")
@@ -88,9 +89,9 @@ def test_demo_through_slurm_matches_local_run(reduced_demo, slurm_env, tmp_path)
     out = write_efficiency(work, load_config(config), shipped_table())
     eff = pd.read_csv(out / "efficiency.csv")
     train = eff[eff["rule"] == "train"]
-    assert len(train) == 6 and (train["req_gpu"] == 1).all() and (train["req_mem_mb"] == 2000).all()
+    assert len(train) == 8 and (train["req_gpu"] == 1).all() and (train["req_mem_mb"] == 2000).all()
     assert (train["seconds"] > 0).all() and (train["seconds"] < 60 * train["req_runtime_min"]).all()
-    assert (eff["rule"] == "predict").sum() == 7 and (eff["rule"] == "metrics").sum() == 7
+    assert (eff["rule"] == "predict").sum() == 9 and (eff["rule"] == "metrics").sum() == 9
     calibration = pd.read_csv(out / "calibration.csv")
     assert calibration["source"].astype(str).str.startswith("efficiency").any()
     assert "predict" in (out / "efficiency_summary.md").read_text()
@@ -322,15 +323,15 @@ def test_plan_reads_the_site_limits(slurm_env):
     assert site["nodes"]["debug"] == [{"cpus": 2, "mem_mb": site["nodes"]["debug"][0]["mem_mb"],
                                        "gpus": 1}]  # fmt: skip
     assert site["notes"] == []  # the demo's requests fit the 2-CPU node
-    # the real study's training (train and its search's rung jobs, 8 CPUs) and predict (8 CPUs)
-    # jobs would pend for ever here
+    # the real study's training (train and its search's rung jobs, 8 CPUs), predict and
+    # transfer (8 CPUs) jobs would pend for ever here
     proc = subprocess.run(
         [sys.executable, "-m", "fmdenoise.cli", "plan", str(ROOT / "config.yaml"), "--json",
          "--workdir", str(ROOT), "--offline"],
         env=slurm_env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     notes = json.loads(proc.stdout)["site"]["notes"]
-    assert sorted(n.split(":")[0] for n in notes) == ["predict", "rung", "train"], notes
+    assert sorted(n.split(":")[0] for n in notes) == ["predict", "rung", "train", "transfer"], notes
     assert all("asks for 8 CPUs" in n and "largest: 2 CPUs" in n for n in notes), notes
 
 

@@ -12,16 +12,22 @@ import pytest
 
 THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
-#: imports fmdenoise, then torch; fills a 64 MB tensor; prints the variable and the huge pages
-#: the process holds
+#: imports what the job scripts import (fmdenoise and torch among them), then enters the job
+#: wrapper every script enters first (``log_to``), fills a 64 MB tensor, and prints the variable
+#: as it was after the imports and inside the job, and the huge pages the process holds
 PROBE = """
-import json, fmdenoise, os, torch
-x = torch.ones(16 * 1024 * 1024)
+import json, os, torch
+import fmdenoise.evaluate.predict, fmdenoise.evaluate.transfer, fmdenoise.train.loop
+from fmdenoise.logs import log_to
+imported = os.environ.get("THP_MEM_ALLOC_ENABLE")
+with log_to(None):
+    x = torch.ones(16 * 1024 * 1024)
 huge = 0
 for line in open("/proc/self/smaps_rollup"):
     if line.startswith("AnonHugePages:"):
         huge = int(line.split()[1])
-print(json.dumps({"env": os.environ.get("THP_MEM_ALLOC_ENABLE"), "huge_kb": huge}))
+print(json.dumps({"imported": imported, "env": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+                  "huge_kb": huge}))
 """
 
 
@@ -35,9 +41,19 @@ def probe(value: str | None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_fmdenoise_turns_on_torch_huge_pages_unless_the_user_chose():
-    assert probe(None)["env"] == "1"
+def test_a_job_turns_on_torch_huge_pages_unless_the_user_chose():
+    """Importing the library changes nothing; the job wrapper (and the command line) set the
+    variable, keeping a user's choice."""
+    assert probe(None)["imported"] is None and probe(None)["env"] == "1"
     assert probe("0")["env"] == "0"
+
+
+def test_the_command_line_turns_on_huge_pages(monkeypatch):
+    from fmdenoise.cli import main
+
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    assert main(["check-config", "config.yaml"]) == 0
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
 
 
 @pytest.mark.skipif(

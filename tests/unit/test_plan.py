@@ -22,6 +22,7 @@ from fmdenoise.models import GRAY_DEFAULTS
 from fmdenoise.plan.calibration import Calibration, write_table
 from fmdenoise.plan.report import format_plan, make_plan
 from fmdenoise.plan.requests import JobRequests
+from fmdenoise.study import finetuned_models
 
 from ..conftest import ROOT
 
@@ -258,10 +259,7 @@ def test_plan_counts_equal_snakemake_dry_run(configfile, search, tmp_path):
     ours = {rule: s["jobs"] for rule, s in plan["rules"].items()}
     # the scratch/augmentation runs exist only after selection: snakemake -n cannot list them
     grid = config["grid"]
-    finetune = [
-        m for m in config["models"] if config["models"][m]["pretrained"]["source"] != "none"
-    ]
-    studies = len(finetune) * len(study_datasets(config)) * len(grid["seeds"])
+    studies = len(finetuned_models(config)) * len(study_datasets(config)) * len(grid["seeds"])
     studies *= grid["scratch_study"] + grid["augmentation_study"]
     ours["train"] -= studies
     # nor the runs of datasets outside grid.sweep_datasets (at the cell selected elsewhere)

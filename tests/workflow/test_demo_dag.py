@@ -17,7 +17,7 @@ from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser
 from fmdenoise.train.pretrain import held_out_gain, pretrain
 
-from ..helpers import DEMO, ROOT, job_counts, snakemake
+from ..helpers import DEMO, ROOT, job_counts, ran, snakemake
 
 DATASETS = ("actin-demo", "mito-demo", "nucleus-demo")
 
@@ -283,6 +283,21 @@ def test_demo_trains_every_cell_then_rerun_does_nothing(reduced_demo):
     table.unlink()
     dry = snakemake(demo_run, "-n", "results/demo/tables/main.md", config=config)
     assert job_counts(dry.stdout + dry.stderr) == {"table_main": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_plan_counts_every_job_that_ran(reduced_demo):
+    """The plan's jobs per rule equal the jobs the reduced demo actually ran, those that only
+    exist after the select checkpoint included (the extra seed's train, predict and metrics
+    jobs, the studies), which `snakemake -n` cannot list."""
+    from fmdenoise.config import load_config
+    from fmdenoise.plan.report import make_plan
+
+    work, config, output = reduced_demo
+    plan = make_plan(load_config(config), workdir=work)
+    planned = {rule: s["jobs"] for rule, s in plan["rules"].items()}
+    assert ran(output) == planned
 
 
 @pytest.mark.slow

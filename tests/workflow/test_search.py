@@ -17,13 +17,13 @@ import yaml
 
 from fmdenoise.train.search import DROPPED_STATE
 
-from ..helpers import DEMO, job_counts, prepare, reduced_demo_config, snakemake
+from ..helpers import DEMO, job_counts, prepare, ran, reduced_demo_config, snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
 MODELS = ("drunet", "care")
 TARGETS = ["results/demo/tables/search.md", "results/demo/tables/hyperparameters.md"]
-TARGETS += ["results/demo/studies/drunet/actin-demo.json"]
+TARGETS += ["results/demo/studies/drunet/actin-demo.json", "results/demo/figures/transfer.png"]
 
 
 def halving_config(path: Path, eta: int = 2) -> Path:
@@ -62,13 +62,6 @@ def searched(reduced_demo, tmp_path_factory):
     config = halving_config(work / "halving.yaml")
     proc = snakemake(work, *TARGETS, config=config)
     return work, config, proc.stdout + proc.stderr
-
-
-def ran(output: str) -> dict[str, int]:
-    """Jobs a snakemake run executed, by rule (its 'Job stats' table predates the jobs that
-    the checkpoints add)."""
-    names = re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):$", output, re.M)
-    return {n: names.count(n) for n in set(names)}
 
 
 def runs(work: Path, model: str) -> Path:
@@ -170,6 +163,30 @@ def test_rerun_does_nothing_and_eta_change_keeps_rung0(searched, tmp_path):
     counts = job_counts(dry.stdout + dry.stderr)
     # every promotion is decided again (2 models x 2 rungs); rung 0's training is kept
     assert "rung" not in counts and counts["promote"] == 4, counts
+
+
+def test_transfer_across_the_two_datasets(searched):
+    """evaluation.transfer (on in the demo): each model selected on one dataset applied to the
+    other's test set by one job, the table's gains computed from the same metrics files."""
+    work, _config, out = searched
+    assert ran(out)["transfer"] == 2 * 2  # models x datasets trained on
+    res = work / "results" / "demo"
+    table = pd.read_csv(res / "tables" / "transfer.csv")
+    assert len(table) == 2 * 2 * 2  # models x trained on x tested on (diagonal in-domain)
+    row = table.set_index(["model", "trained_on", "tested_on"]).loc[
+        ("drunet", "actin-demo", "nucleus-demo")
+    ]
+    moved = pd.read_csv(res / "transfer" / "drunet" / "actin-demo.csv")
+    assert set(moved["tested_on"]) == {"nucleus-demo"} and len(moved) == row["n"] == 8
+    raw = pd.read_csv(res / "metrics" / "raw" / "nucleus-demo.csv")["psnr"].mean()
+    zero = pd.read_csv(res / "metrics" / "drunet-zeroshot" / "nucleus-demo.csv")["psnr"].mean()
+    own = pd.read_csv(res / "metrics" / "drunet" / "nucleus-demo.csv")["psnr"].mean()
+    assert row["gain_over_raw"] == pytest.approx(moved["psnr"].mean() - raw)
+    assert row["gain_over_zeroshot"] == pytest.approx(moved["psnr"].mean() - zero)
+    assert row["vs_in_domain"] == pytest.approx(moved["psnr"].mean() - own)
+    assert moved["microssim"].notna().all()
+    assert "**drunet**" in (res / "tables" / "transfer.md").read_text()
+    assert not (res / "predictions" / "drunet-from-actin-demo").exists()  # nothing kept
 
 
 def test_selection_reads_no_test_side_file(searched):

@@ -16,7 +16,18 @@ from fmdenoise.config import study_datasets, transfer_source
 from fmdenoise.plan.estimates import CostModel, Estimate, request
 from fmdenoise.plan.sizes import DatasetSize
 from fmdenoise.plan.time_limits import RESOURCES_OF
-from fmdenoise.study import extra_methods, extra_seeds, method_kinds, transfer_targets
+from fmdenoise.study import (
+    VALIDATION_TABLES,
+    extra_methods,
+    extra_seeds,
+    figures,
+    finetuned_models,
+    main_init,
+    method_kinds,
+    run_path,
+    tables,
+    transfer_targets,
+)
 from fmdenoise.train.search import cells_per_rung, config_budgets, halving, stratum
 
 #: the rules whose jobs are grouped into one SLURM submission (profiles/slurm: groups)
@@ -198,17 +209,17 @@ class JobBuilder:
         models = c["models"]
         lrs, seeds = grid["learning_rates"], grid["seeds"]
         studied = study_datasets(c)
-        for model, cfg in models.items():
-            finetune = cfg["pretrained"]["source"] != "none"
+        for model in models:
+            finetune = model in finetuned_models(c)
             run_bytes = RunBytes(costs.parameters(model))
             for dataset, size in self.sizes.items():
                 device = "cuda" if c["resources"]["train"]["gpu"] > 0 else "cpu"
                 est = costs.train(model, device, size.val_images)
-                init = "pretrained" if finetune else "scratch"
+                init = main_init(c, model)
                 source = transfer_source(c, dataset)
                 if source is None:
                     cells = [
-                        f"{model}/{dataset}/{loss}/lr{lr:g}/{init}/none/seed{seed}"
+                        run_path(model, dataset, loss, lr, init, "none", seed)
                         for loss in grid["losses"]
                         for lr in lrs
                         for seed in seeds
@@ -329,25 +340,13 @@ class JobBuilder:
             for model in c["models"] if targets else []:  # evaluation.transfer
                 est = costs.transfer(model, targets, "cuda" if gpu else "cpu")
                 self.add("transfer", f"{model}/{dataset}", "predictions", est, TABLE_BYTES, gpu=gpu)
-        grid = c["grid"]
-        tables = (
-            ["hyperparameters"]
-            + ["scratch"] * bool(grid["scratch_study"])
-            + ["augmentation"] * bool(grid["augmentation_study"])
-        )
-        for table in ["main", "cost"] + ["search"] * halving(c):
-            self.add(f"table_{table}", table, "tables", costs.small(), TABLE_BYTES, files=3)
-        if c["evaluation"].get("transfer"):
-            self.add("table_transfer", "transfer", "tables", costs.small(), TABLE_BYTES, files=3)
-            self.add("figure_transfer", "transfer", "tables", costs.small(), FIGURE_BYTES)
-        for table in tables:
-            self.add("table_validation", table, "tables", costs.small(), TABLE_BYTES, files=3)
-        self.add("figure_psnr_vs_cost", "psnr_vs_cost", "tables", costs.small(), FIGURE_BYTES)
+        for table in tables(c):
+            rule = "table_validation" if table in VALIDATION_TABLES else f"table_{table}"
+            self.add(rule, table, "tables", costs.small(), TABLE_BYTES, files=3)
+        for figure in figures(c):
+            if not figure.startswith("examples/"):  # those: one per dataset, above
+                self.add(f"figure_{figure}", figure, "tables", costs.small(), FIGURE_BYTES)
         self.add("answers", "answers", "tables", costs.small())
-        if grid["scratch_study"]:
-            self.add(
-                "figure_learning_curves", "learning_curves", "tables", costs.small(), FIGURE_BYTES
-            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fmdenoise import device as dev
 from fmdenoise.models import GRAY_DEFAULTS, build
 from fmdenoise.models.wrapper import Denoiser
+from fmdenoise.process import prefer_huge_pages
 
 #: the study's four architectures at their published (full) size
 FULL_SIZE: dict[str, dict[str, Any]] = {**GRAY_DEFAULTS, "care_unet": {}}
@@ -203,7 +204,9 @@ def data_rules(size: int, pairs: int) -> list[dict[str, Any]]:
 
 
 def _child(argv: Sequence[str]) -> None:
-    """Entry point of one measurement process: prints one JSON list of rows."""
+    """Entry point of one measurement process: prints one JSON list of rows (measured as the
+    jobs run: with their process set-up, :mod:`fmdenoise.process`)."""
+    prefer_huge_pages()
     p = argparse.ArgumentParser()
     p.add_argument("kind", choices=["train", "infer", "bm3d", "rules", "flops"])
     p.add_argument("--arch", default="drunet")
