@@ -4,7 +4,7 @@ On these machines a full-size model's CPU inference spends about half of its CPU
 kernel (``stime`` close to ``utime``, ~250,000 minor page faults a second): glibc serves
 every large tensor with a fresh ``mmap`` and returns it with ``munmap`` when freed, so the
 next tensor of that size faults its pages in (and zeroes them) again. The variants, each
-the same measurement (``python -m fmdenoise.plan.measure infer``) in its own process, in
+the same measurement (``python -m fmdenoise.plan.calibrate infer``) in its own process, in
 turns, in one run:
 
 - ``no-thp``: torch and glibc as they come (``THP_MEM_ALLOC_ENABLE=0``);
@@ -29,7 +29,7 @@ import os
 import resource
 import statistics
 
-from fmdenoise.plan.measure import run_measurement
+from fmdenoise.plan.calibrate import run_measurement
 
 HUGE = str(1 << 40)
 #: variant: extra environment of the measuring process. fmdenoise sets THP_MEM_ALLOC_ENABLE=1

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from fmdenoise.config import load_config
-from fmdenoise.plan import measured, rehearsal
-from fmdenoise.plan.calibration import Calibration, shipped_table
+from fmdenoise.plan import efficiency, rehearsal
 from fmdenoise.plan.report import format_plan, make_plan
+from fmdenoise.resources.calibration import Calibration, shipped_table
 
 ROOT = Path(__file__).resolve().parents[1]
 REDUCED = rehearsal.reduced_options()
@@ -37,12 +37,12 @@ def main() -> None:
     else:
         work = Path(args.workdir or tempfile.mkdtemp(prefix="rehearsal-"))
         start = time.perf_counter()
-        cfg_path, log = rehearsal.run(load_config(ROOT / "config.yaml"), work, REDUCED)
+        cfg_path, _log = rehearsal.run(load_config(ROOT / "config.yaml"), work, REDUCED)
         cfg = load_config(cfg_path)
-        out = rehearsal.write_report(work, cfg, log, shipped_table())
+        out = rehearsal.write_report(work, cfg, shipped_table())
         print(f"reduced rehearsal: {time.perf_counter() - start:.0f} s wall, in {work}")
     jobs = pd.read_csv(out / "rehearsal.csv")
-    summary = measured.summarize(jobs)
+    summary = efficiency.summarize(jobs)
     print("\nper rule, measured / requested (largest over the rule's jobs; < 1 = covered):")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print("\nplan of config.yaml with the rehearsal's calibration:")

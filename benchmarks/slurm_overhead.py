@@ -3,7 +3,7 @@ competing process do to a job's torch threads?
 
 The 2048x2048 rehearsal through the SLURM test cluster measured its predict jobs 1.3-1.6x
 slower per megapixel than the same jobs run locally, while they showed ~184 % CPU of their 2.
-This benchmark runs one and the same measurement (``python -m fmdenoise.plan.measure infer``:
+This benchmark runs one and the same measurement (``python -m fmdenoise.plan.calibrate infer``:
 full-size DRUNet on a ``--size`` image in 512 px tiles, the study's tiling) in turns, in one
 run, so that the machine's drift between modes is small:
 
@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from fmdenoise.plan.measure import run_measurement
+from fmdenoise.plan.calibrate import run_measurement
 
 #: full-size DRUNet in the study's 512 px tiles
 MEASURE = ["infer", "--arch", "drunet", "--tile", "512", "--device", "cpu"]

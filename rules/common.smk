@@ -26,8 +26,8 @@ from fmdenoise.study import (
     transfer_sources,
     transfer_targets,
 )
-from fmdenoise.plan.requests import JobRequests
-from fmdenoise.plan.time_limits import chained_retries, rule_chain
+from fmdenoise.resources.requests import JobRequests
+from fmdenoise.resources.time_limits import chained_retries, rule_chain
 from fmdenoise.train.search import config_budgets, grid_order, halving, stratum
 
 RESULTS = config["results"]

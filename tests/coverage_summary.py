@@ -41,6 +41,10 @@ REQUIRED = [
     ("workflow_scripts/predict.py", "predict_dataset("),
     ("workflow_scripts/rung.py", "train_rung("),
     ("workflow_scripts/promote.py", "promotion("),
+    # issue 26 (rung states dropped once continued) and issue 27 (extra seeds, transfer)
+    ("src/fmdenoise/train/search.py", 'reason=f"continued by {by}"'),
+    ("src/fmdenoise/evaluate/tables.py", "seed_spread(df, seeds[(method, dataset)])"),
+    ("workflow_scripts/transfer.py", "evaluate_transfer("),
 ]
 
 

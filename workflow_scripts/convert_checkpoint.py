@@ -3,7 +3,7 @@
 from fmdenoise.logs import log_to
 from fmdenoise.models.checkpoints import convert_published
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     model = snakemake.params.model
     convert_published(
         snakemake.input[0],

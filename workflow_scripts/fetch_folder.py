@@ -6,7 +6,7 @@ from fmdenoise.data.remote import fetch_dataset_files, sha256sums
 from fmdenoise.io import write_text
 from fmdenoise.logs import log_to
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     folder = snakemake.config["downloads"][snakemake.wildcards.folder]
     fetched = fetch_dataset_files(
         folder_urls(snakemake.config, snakemake.wildcards.folder),

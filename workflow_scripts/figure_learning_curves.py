@@ -3,5 +3,5 @@
 from fmdenoise.evaluate.figures import learning_curves
 from fmdenoise.logs import log_to
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     learning_curves(snakemake.input, snakemake.output[0])

@@ -3,7 +3,7 @@
 from fmdenoise.data.ingest import ingest_dataset
 from fmdenoise.logs import log_to
 
-with log_to(snakemake.log[0]) as log:
+with log_to(snakemake.log[0], snakemake) as log:
     split = snakemake.params.split
     manifest = ingest_dataset(
         snakemake.input[0],

@@ -4,7 +4,7 @@ from fmdenoise.evaluate.metrics import evaluate_dataset
 from fmdenoise.io import write_text
 from fmdenoise.logs import log_to
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     norm = snakemake.params.normalization
     table = evaluate_dataset(
         snakemake.input.data,

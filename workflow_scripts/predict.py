@@ -4,7 +4,7 @@ from fmdenoise.device import threads
 from fmdenoise.evaluate.predict import predict_dataset
 from fmdenoise.logs import log_to
 
-with log_to(snakemake.log[0]), threads(snakemake.threads):
+with log_to(snakemake.log[0], snakemake), threads(snakemake.threads):
     method = dict(snakemake.params.method)
     if method["kind"] == "model":
         method["checkpoint"] = snakemake.input.checkpoint

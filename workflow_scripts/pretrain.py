@@ -5,7 +5,7 @@ from fmdenoise.logs import log_to
 from fmdenoise.models.checkpoints import save_model
 from fmdenoise.train.pretrain import pretrain, provenance
 
-with log_to(snakemake.log[0]), threads(snakemake.threads):
+with log_to(snakemake.log[0], snakemake), threads(snakemake.threads):
     model = snakemake.params.model
     net, summary = pretrain(model["arch"], model["kwargs"], snakemake.params.pretrain)
     save_model(

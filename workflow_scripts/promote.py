@@ -5,7 +5,7 @@ from fmdenoise.io import write_json
 from fmdenoise.logs import log_to
 from fmdenoise.train.search import drop_unpromoted_states, promotion
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     decided = promotion(
         int(snakemake.wildcards.rung),
         snakemake.params.budget,

@@ -6,7 +6,7 @@ from fmdenoise.io import write_json
 from fmdenoise.logs import log_to
 from fmdenoise.train.selection import drop_unselected_weights, select_cell
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     selection = select_cell(
         snakemake.input.runs,
         snakemake.input.promotions,

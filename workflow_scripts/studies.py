@@ -4,5 +4,5 @@ from fmdenoise.io import write_json
 from fmdenoise.logs import log_to
 from fmdenoise.train.selection import summarize_runs
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     write_json(snakemake.output[0], summarize_runs(snakemake.input))

@@ -5,7 +5,7 @@ from pathlib import Path
 from fmdenoise.evaluate.tables import cost_table, write_cost_table
 from fmdenoise.logs import log_to
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     timing = {
         (Path(d).parent.name, Path(d).name): Path(d) / "timing.json"
         for d in snakemake.input.predictions  # predictions/<method>/<dataset>

@@ -5,7 +5,7 @@ from pathlib import Path
 from fmdenoise.evaluate.tables import main_table, seed_files_by_cell, write_table
 from fmdenoise.logs import log_to
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     metrics = {(Path(f).parent.name, Path(f).stem): f for f in snakemake.input.metrics}
     runs = {}
     for f in snakemake.input.runs:  # results/runs/<model>/<dataset>/.../run.json

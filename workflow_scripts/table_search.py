@@ -5,7 +5,7 @@ from pathlib import Path
 from fmdenoise.evaluate.search_table import search_tables, write_search_tables
 from fmdenoise.logs import log_to
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     cells, spend = search_tables(
         snakemake.input.promotions, snakemake.input.selected, snakemake.params.steps
     )

@@ -12,7 +12,7 @@ CAPTIONS = {
     "augmentation": "Validation PSNR/SSIM, no augmentation vs D4 rotations/flips, matched steps.",
 }
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     name = snakemake.wildcards.table
     if name == "hyperparameters":
         table = hyperparameter_table(snakemake.input.selected)

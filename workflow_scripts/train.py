@@ -7,7 +7,7 @@ from fmdenoise.logs import log_to
 from fmdenoise.train.loop import train
 from fmdenoise.train.setup import Cell
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0], snakemake):
     train(
         Cell(**snakemake.params.cell),
         snakemake.params.model,

@@ -4,7 +4,7 @@ from fmdenoise.device import threads
 from fmdenoise.evaluate.transfer import evaluate_transfer
 from fmdenoise.logs import log_to
 
-with log_to(snakemake.log[0]), threads(snakemake.threads):
+with log_to(snakemake.log[0], snakemake), threads(snakemake.threads):
     evaluate_transfer(
         {**snakemake.params.method, "checkpoint": snakemake.input.checkpoint},
         dict(zip(snakemake.params.targets, snakemake.input.data, strict=True)),

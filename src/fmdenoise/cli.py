@@ -167,10 +167,10 @@ def _inspect_source(args: argparse.Namespace) -> None:
 def _plan(args: argparse.Namespace) -> None:
     import json
 
-    from fmdenoise.plan.calibration import Calibration
     from fmdenoise.plan.report import format_plan, make_plan
     from fmdenoise.plan.site import partition_limits, partition_nodes, queue_limits
     from fmdenoise.plan.source_sizes import listed_bytes
+    from fmdenoise.resources.calibration import Calibration
 
     config = load_config(args.config)
     path = args.calibration or config.get("planning", {}).get("calibration")
@@ -191,7 +191,7 @@ def _plan(args: argparse.Namespace) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> None:
-    from fmdenoise.plan.measure import calibrate_table
+    from fmdenoise.plan.calibrate import calibrate_table
 
     progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     print(calibrate_table(args.device, args.output, args.append, args.budget, progress))
@@ -201,7 +201,7 @@ def _rehearse(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from fmdenoise.plan import rehearsal
-    from fmdenoise.plan.calibration import shipped_table
+    from fmdenoise.resources.calibration import shipped_table
 
     config = load_config(args.config)
     if args.reduced:
@@ -226,10 +226,10 @@ def _rehearse(args: argparse.Namespace) -> None:
     else:  # on CPU: with this machine's inference rates, measured first
         opts.calibrate_here = True
     workdir = Path(args.workdir)
-    cfg_path, log = rehearsal.run(config, workdir, opts, run_args, site_check=bool(args.profile))
+    cfg_path, _log = rehearsal.run(config, workdir, opts, run_args, site_check=bool(args.profile))
     cfg = load_config(cfg_path)
     base = Path(cfg.get("planning", {}).get("calibration") or shipped_table())
-    out = rehearsal.write_report(workdir, cfg, log, base)
+    out = rehearsal.write_report(workdir, cfg, base)
     print((out / "rehearsal_summary.md").read_text())
     print(f"per job: {out / 'rehearsal.csv'}; calibration: {out / 'calibration.csv'}")
 
@@ -237,8 +237,8 @@ def _rehearse(args: argparse.Namespace) -> None:
 def _efficiency(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from fmdenoise.plan.calibration import shipped_table
     from fmdenoise.plan.usage import write_efficiency
+    from fmdenoise.resources.calibration import shipped_table
 
     config = load_config(args.config)
     base = Path(

@@ -11,9 +11,10 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from fmdenoise.errors import FmdenoiseError
-from fmdenoise.process import prefer_huge_pages
+from fmdenoise.process import prefer_huge_pages, record_request
 
 
 @contextlib.contextmanager
@@ -37,8 +38,10 @@ def _stderr_fd_to(target: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def log_to(path: str | Path | None) -> Iterator[logging.Logger]:
-    """Send logging and stderr to ``path`` for the duration of a job.
+def log_to(path: str | Path | None, job: Any = None) -> Iterator[logging.Logger]:
+    """Send logging and stderr to ``path`` for the duration of a job; given the job (the
+    ``snakemake`` object of a workflow script), record what it was given beside its benchmark
+    file (:func:`fmdenoise.process.record_request`).
 
     A failure is logged with its traceback and re-raised, so that Snakemake reports the failed
     job and its log shows why: the log then ends with the exception's type and message (for a
@@ -48,6 +51,8 @@ def log_to(path: str | Path | None) -> Iterator[logging.Logger]:
     also sets up the job's process (:func:`fmdenoise.process.prefer_huge_pages`).
     """
     prefer_huge_pages()
+    if job is not None:
+        record_request(job)
     root = logging.getLogger()
     stream = open(path, "a", buffering=1) if path else sys.stderr  # noqa: SIM115
     handler = logging.StreamHandler(stream)

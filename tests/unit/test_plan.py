@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,9 +20,9 @@ from fmdenoise.cli import main
 from fmdenoise.config import load_config, study_datasets, transfer_source, validate
 from fmdenoise.errors import ConfigError
 from fmdenoise.models import GRAY_DEFAULTS
-from fmdenoise.plan.calibration import Calibration, write_table
 from fmdenoise.plan.report import format_plan, make_plan
-from fmdenoise.plan.requests import JobRequests
+from fmdenoise.resources.calibration import Calibration, write_table
+from fmdenoise.resources.requests import JobRequests
 from fmdenoise.study import finetuned_models
 
 from ..conftest import ROOT
@@ -272,44 +273,71 @@ def test_plan_counts_equal_snakemake_dry_run(configfile, search, tmp_path):
     assert ours == dry
 
 
-SNAKEMAKE_LOG = """
-[Sat Nov 28 07:47:53 2026]
-rule train:
-    input: a
-    output: results/r/runs/x/model.pt, results/r/runs/x/run.json
-    jobid: 3
-    benchmark: results/r/benchmarks/train/x.tsv
-    threads: 8
-    resources: tmpdir=/tmp, mem_mb=32000, mem=32 GB, runtime=1440, gpu=1
-[Sat Nov 28 07:47:53 2026] Group job evaluate (jobs in lexicogr. order):
-
-    [Sat Nov 28 07:47:53 2026]
-    rule metrics:
-        output: results/r/metrics/raw/d.csv
-        benchmark: results/r/benchmarks/metrics/raw/d.tsv
-        resources: tmpdir=<TBD>, mem_mb=4000, mem=4 GB, runtime=15
-    [Sat Nov 28 07:47:53 2026]
-    rule predict:
-        output: results/r/predictions/raw/d
-        benchmark: results/r/benchmarks/predict/raw/d.tsv
-        threads: 2
-        resources: tmpdir=<TBD>, mem_mb=6000, mem=6 GB, runtime=30, gpu=0
-localrule all:
-    input: x
-"""
+class Resources(dict):
+    """As a job script sees ``snakemake.resources``: items(), private keys included."""
 
 
-def test_rehearsal_reads_requests_of_plain_and_grouped_jobs():
-    from fmdenoise.plan.measured import parse_jobs
+def fake_job(log, rule, threads, resources, outputs):
+    from types import SimpleNamespace
 
-    jobs = {j["rule"]: j for j in parse_jobs(SNAKEMAKE_LOG)}
-    assert set(jobs) == {"train", "metrics", "predict"}  # 'all' has no benchmark
+    return SimpleNamespace(
+        log=[log], rule=rule, threads=threads, resources=Resources(resources), output=outputs
+    )
+
+
+def test_efficiency_reads_the_request_every_job_records(tmp_path):
+    """A job records what it was given beside its benchmark file (log_to with the job); the
+    efficiency report reads those records: plain and grouped jobs alike, no console log."""
+    from fmdenoise.logs import log_to
+    from fmdenoise.plan.efficiency import collect, read_requests
+    from fmdenoise.process import benchmark_of
+
+    res = tmp_path / "results" / "r"
+    train = fake_job(
+        str(res / "logs" / "train" / "x.log"), "train", 8,
+        {"_cores": 8, "_nodes": 1, "tmpdir": "/tmp", "mem_mb": 32000, "runtime": 1440, "gpu": 1},
+        [str(res / "runs" / "x" / "model.pt"), str(res / "runs" / "x" / "run.json")],
+    )  # fmt: skip
+    metrics = fake_job(
+        str(res / "logs" / "metrics" / "raw" / "d.log"), "metrics", 1,
+        {"mem_mb": 4000, "runtime": 15}, [str(res / "metrics" / "raw" / "d.csv")],
+    )  # fmt: skip
+    for job in (train, metrics):
+        Path(job.log[0]).parent.mkdir(parents=True)  # Snakemake makes the log's folder
+        with log_to(job.log[0], job):
+            pass
+    assert benchmark_of(train.log[0]) == res / "benchmarks" / "train" / "x.tsv"
+    assert benchmark_of(tmp_path / "elsewhere.log") is None
+    jobs = {j["rule"]: j for j in read_requests(res)}
+    assert set(jobs) == {"train", "metrics"}
     assert jobs["train"]["req_mem_mb"] == 32000 and jobs["train"]["req_runtime_min"] == 1440
     assert jobs["train"]["req_gpu"] == 1 and jobs["train"]["threads"] == 8
-    assert jobs["train"]["outputs"] == ["results/r/runs/x/model.pt", "results/r/runs/x/run.json"]
-    assert jobs["predict"]["req_mem_mb"] == 6000 and jobs["predict"]["threads"] == 2
-    assert jobs["metrics"]["benchmark"] == "results/r/benchmarks/metrics/raw/d.tsv"
-    assert jobs["metrics"]["req_runtime_min"] == 15
+    assert jobs["train"]["outputs"] == train.output
+    assert jobs["metrics"]["benchmark"] == res / "benchmarks" / "metrics" / "raw" / "d.tsv"
+    assert jobs["metrics"]["req_runtime_min"] == 15 and jobs["metrics"]["req_gpu"] == 0
+    # only finished jobs (with a benchmark file) are measured
+    (res / "benchmarks" / "train" / "x.tsv").write_text("s\tmax_rss\n12.5\t300\n")
+    (res / "runs" / "x").mkdir(parents=True)
+    (res / "runs" / "x" / "model.pt").write_bytes(b"x" * 100)
+    table = collect(tmp_path, Path("results/r"))
+    assert list(table["job"]) == ["train/x"] and table["bytes_written"].iloc[0] == 100
+    assert table["seconds"].iloc[0] == 12.5 and table["req_mem_mb"].iloc[0] == 32000
+
+
+def test_every_rule_benchmarks_beside_its_log():
+    """The convention request records rely on: each rule's benchmark path is its log path
+    with logs -> benchmarks and .log -> .tsv."""
+    rules = 0
+    for smk in sorted((ROOT / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=(?:rule|checkpoint) )", smk.read_text()):
+            name = re.match(r"(?:rule|checkpoint) (\w+)", block)
+            if not name:
+                continue
+            log = re.search(r"log:\s*\n\s*(.+?),?\n", block)[1]
+            bench = re.search(r"benchmark:\s*\n\s*(.+?),?\n", block)[1]
+            assert bench == log.replace("/logs/", "/benchmarks/").replace('.log"', '.tsv"'), name[1]
+            rules += 1
+    assert rules >= 25
 
 
 def test_rehearsal_through_slurm_stops_before_rendering_when_no_node_fits(tmp_path, monkeypatch):
@@ -383,7 +411,7 @@ def test_rehearsal_rates_are_per_megapixel_processed(tmp_path):
     import pandas as pd
 
     from fmdenoise.evaluate.tiling import tiling_overhead
-    from fmdenoise.plan.measured import _inference_rows
+    from fmdenoise.plan.efficiency import _inference_rows
 
     config = load_config(ROOT / "config.yaml")
     results = tmp_path / config["results"]
@@ -440,8 +468,8 @@ def test_cpu_rehearsal_prices_its_jobs_with_this_machines_rates(tmp_path, monkey
     here at 1.5x the shipped rates), writes the shipped table with those rows replaced, prices
     the rehearsal with it (planning.calibration of the rehearsal config) and says so in its
     notes; the other rows of the table are kept."""
-    from fmdenoise.plan import measure, rehearsal
-    from fmdenoise.plan.estimates import CostModel
+    from fmdenoise.plan import calibrate, rehearsal
+    from fmdenoise.resources.estimates import CostModel
 
     shipped = Calibration.load(None)
     asked = []
@@ -453,7 +481,7 @@ def test_cpu_rehearsal_prices_its_jobs_with_this_machines_rates(tmp_path, monkey
         return [{"kind": "infer", "name": name, "device_type": "cpu", "device": "cpu",
                  "value": value, "unit": "s/Mpx", "mpx": 0.262144}]  # fmt: skip
 
-    monkeypatch.setattr(measure, "run_measurement", fake_measurement)
+    monkeypatch.setattr(calibrate, "run_measurement", fake_measurement)
     config = load_config(ROOT / "config.yaml")
     table, notes = rehearsal.calibrate_machine(config, tmp_path / "machine.csv", progress=str)
     archs = sorted({m["arch"] for m in config["models"].values()})
@@ -502,7 +530,7 @@ def test_rehearse_command_measures_here_unless_given_a_table(tmp_path, monkeypat
         path.write_text(yaml.safe_dump(cfg))
         return path, ""
 
-    def fake_report(workdir, cfg, log, base):
+    def fake_report(workdir, cfg, base):
         seen["base"] = base
         (tmp_path / "rehearsal_summary.md").write_text("summary\n")
         return tmp_path
@@ -525,7 +553,7 @@ def test_calibration_with_a_budget_keeps_what_it_measured(tmp_path, monkeypatch)
     """A GPU node's time limit: a failing measurement is skipped, none starts after the budget,
     the table holds every row measured so far after each measurement, and the rows of other
     device types and the device-independent FLOP counts are merged, not duplicated."""
-    from fmdenoise.plan import measure
+    from fmdenoise.plan import calibrate
 
     def fake(job, timeout):
         if job[0] == "boom":
@@ -534,11 +562,11 @@ def test_calibration_with_a_budget_keeps_what_it_measured(tmp_path, monkeypatch)
         return [{**row, "unit": "s", "device": "fake"}]
 
     clock = itertools.chain([0.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], itertools.repeat(50.0))
-    monkeypatch.setattr(measure, "run_measurement", fake)
-    monkeypatch.setattr(measure.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(calibrate, "run_measurement", fake)
+    monkeypatch.setattr(calibrate.time, "perf_counter", lambda: next(clock))
     saved, lines = [], []
     jobs = [["train", "a", "cuda"], ["boom"], ["flops", "a", "cpu"], ["infer", "a", "cuda"]]
-    rows = measure.run_measurements(
+    rows = calibrate.run_measurements(
         jobs, lines.append, budget_s=10, on_rows=lambda r: saved.append(len(r))
     )
     assert [r["kind"] for r in rows] == ["train", "flops"]
@@ -546,7 +574,7 @@ def test_calibration_with_a_budget_keeps_what_it_measured(tmp_path, monkeypatch)
     assert "skipped (ValueError: no such thing)" in lines[1]
     assert "not started (budget of 10 s spent)" in lines[3]
     with pytest.raises(RuntimeError, match="boom"):  # without a budget a failure is an error
-        measure.run_measurements([["boom"]], lines.append)
+        calibrate.run_measurements([["boom"]], lines.append)
 
     old = tmp_path / "old.csv"
     write_table(
@@ -561,7 +589,7 @@ def test_calibration_with_a_budget_keeps_what_it_measured(tmp_path, monkeypatch)
         {"kind": "flops", "name": "a", "device_type": "cpu", "value": 2.0},
         {"kind": "train", "name": "a", "device_type": "cuda", "value": 1.0},
     ]
-    monkeypatch.setattr(measure, "calibrate", lambda *a, **k: fresh)
-    out = measure.calibrate_table("cuda", tmp_path / "new.csv", old, 10, print)
+    monkeypatch.setattr(calibrate, "calibrate", lambda *a, **k: fresh)
+    out = calibrate.calibrate_table("cuda", tmp_path / "new.csv", old, 10, print)
     got = [(r["kind"], r["device_type"], float(r["value"])) for r in Calibration.load(out).rows]
     assert sorted(got) == [("flops", "cpu", 2.0), ("train", "cpu", 9.0), ("train", "cuda", 1.0)]

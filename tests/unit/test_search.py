@@ -19,9 +19,9 @@ from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.evaluate.search_table import search_tables
 from fmdenoise.io import write_json
 from fmdenoise.models.checkpoints import load_model
-from fmdenoise.plan.calibration import Calibration
-from fmdenoise.plan.estimates import CostModel
 from fmdenoise.plan.report import make_plan
+from fmdenoise.resources.calibration import Calibration
+from fmdenoise.resources.estimates import CostModel
 from fmdenoise.train.loop import train, train_rung
 from fmdenoise.train.search import (
     DROPPED_STATE,

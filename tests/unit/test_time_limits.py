@@ -19,7 +19,7 @@ from fmdenoise.plan.site import (
     parse_sinfo_nodes,
     parse_time,
 )
-from fmdenoise.plan.time_limits import chain, chained_retries, rule_chain
+from fmdenoise.resources.time_limits import chain, chained_retries, rule_chain
 
 from ..conftest import ROOT
 

@@ -11,10 +11,10 @@ import pytest
 
 from fmdenoise.config import load_config
 from fmdenoise.plan import rehearsal
-from fmdenoise.plan.calibration import Calibration, shipped_table
-from fmdenoise.plan.estimates import CostModel
 from fmdenoise.plan.jobs import study_jobs
-from fmdenoise.plan.sizes import dataset_sizes
+from fmdenoise.resources.calibration import Calibration, shipped_table
+from fmdenoise.resources.estimates import CostModel
+from fmdenoise.resources.sizes import dataset_sizes
 
 from ..conftest import ROOT
 
@@ -32,9 +32,9 @@ EVERY_RULE = {
 def rehearsed(tmp_path_factory):
     work = tmp_path_factory.mktemp("rehearsal")
     config = load_config(ROOT / "config.yaml")
-    cfg_path, log = rehearsal.run(config, work, OPTIONS)
+    cfg_path, _log = rehearsal.run(config, work, OPTIONS)
     cfg = load_config(cfg_path)
-    out = rehearsal.write_report(work, cfg, log, shipped_table())
+    out = rehearsal.write_report(work, cfg, shipped_table())
     return work, cfg, out
 
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from fmdenoise.config import study_datasets, transfer_source
-from fmdenoise.plan.estimates import CostModel, Estimate, request
-from fmdenoise.plan.sizes import DatasetSize
-from fmdenoise.plan.time_limits import RESOURCES_OF
+from fmdenoise.resources.estimates import CostModel, Estimate, request
+from fmdenoise.resources.sizes import DatasetSize
+from fmdenoise.resources.time_limits import RESOURCES_OF
 from fmdenoise.study import (
     VALIDATION_TABLES,
     extra_methods,
@@ -34,9 +34,10 @@ from fmdenoise.train.search import cells_per_rung, config_budgets, halving, stra
 GROUPS = {"predict": "evaluate", "metrics": "evaluate"}
 
 
-#: files every job leaves besides its outputs: its log and its benchmark record
-JOB_RECORDS = 2
-#: bytes of those two (a training log's progress lines included), and of a figure (PNG) and a
+#: files every job leaves besides its outputs: its log, its benchmark record and its request
+#: record (fmdenoise.process.record_request)
+JOB_RECORDS = 3
+#: bytes of those three (a training log's progress lines included), and of a figure (PNG) and a
 #: table (CSV, Markdown, LaTeX): measured on the demo (results/demo/{logs,benchmarks}: 12 KB a
 #: job; figures 216 KB each; tables 7 KB)
 JOB_RECORD_BYTES = 16e3

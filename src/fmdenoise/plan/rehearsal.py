@@ -11,7 +11,7 @@ tiles whose request fits the machine when the whole image's does not (:func:`fit
 Restormer on a 2048x2048 image asks for ~35 GB on CPU), and the report says that too.
 :func:`run` serves the files and runs Snakemake on it, locally or through a profile (SLURM),
 and :func:`write_report` writes what every job measured against its request and the
-calibration rows for ``fmdenoise plan`` (:mod:`.measured`).
+calibration rows for ``fmdenoise plan`` (:mod:`.efficiency`).
 """
 
 from __future__ import annotations
@@ -34,10 +34,8 @@ import yaml
 from fmdenoise.config import inference_tile, validate
 from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.io import write_text
-from fmdenoise.plan import measured
-from fmdenoise.plan.calibration import Calibration, replace_rows, write_table
-from fmdenoise.plan.estimates import CostModel, request
-from fmdenoise.plan.measured import NOTES
+from fmdenoise.plan import efficiency
+from fmdenoise.plan.efficiency import NOTES
 from fmdenoise.plan.rehearsal_source import (
     scaled_size,
     write_checkpoint,
@@ -46,7 +44,9 @@ from fmdenoise.plan.rehearsal_source import (
 )
 from fmdenoise.plan.report import make_plan
 from fmdenoise.plan.site import DEFAULT, partition_limits, partition_nodes, rule_partition
-from fmdenoise.plan.sizes import dataset_sizes
+from fmdenoise.resources.calibration import Calibration, replace_rows, write_table
+from fmdenoise.resources.estimates import CostModel, request
+from fmdenoise.resources.sizes import dataset_sizes
 
 CPU_BATCH = 2
 #: the calibration table a CPU rehearsal measures here before it runs (in its results folder)
@@ -162,7 +162,7 @@ def machine_mem_mb() -> int:
 
 def fit_tiles(cfg: dict[str, Any], mem_mb: int) -> list[str]:
     """On a CPU rehearsal: each model that predicts whole images (``tile: null``) and whose
-    predict request (estimate x margin, :mod:`~fmdenoise.plan.estimates`) at the rehearsal's
+    predict request (estimate x margin, :mod:`~fmdenoise.resources.estimates`) at the rehearsal's
     largest image exceeds ``mem_mb`` gets the largest tile, a multiple of :data:`TILE_STEP`,
     whose request fits. Sets ``models.<name>.tile`` in ``cfg`` and returns one note per change.
     The study's config is unchanged: on a GPU, or a node with the memory, the model predicts
@@ -210,12 +210,12 @@ def calibrate_machine(
     config: Mapping[str, Any], out: Path, progress: Any = print
 ) -> tuple[Path, list[str]]:
     """Measure this machine's CPU inference rates (the config's architectures at full size,
-    and BM3D; :func:`~fmdenoise.plan.measure.calibrate_inference`) and write ``out``: the
+    and BM3D; :func:`~fmdenoise.plan.calibrate.calibrate_inference`) and write ``out``: the
     config's calibration table (``planning.calibration``, else the shipped one) with those rows
     replaced. Returns ``out`` and one note per rate that differs from the table's by more than
     10 %. Without it a CPU rehearsal on a machine slower than the table's prices its predict
     jobs too short."""
-    from fmdenoise.plan.measure import FULL_SIZE, calibrate_inference  # torch: only here
+    from fmdenoise.plan.calibrate import FULL_SIZE, calibrate_inference  # torch: only here
 
     base = Calibration.load(config.get("planning", {}).get("calibration"))
     archs = sorted({m["arch"] for m in config["models"].values()} & set(FULL_SIZE))
@@ -336,7 +336,7 @@ def run(
     return cfg_path, log
 
 
-def write_report(workdir: Path, config: Mapping[str, Any], log: str, base_table: Path) -> Path:
+def write_report(workdir: Path, config: Mapping[str, Any], base_table: Path) -> Path:
     """The rehearsal's report: ``rehearsal.csv``, ``rehearsal_summary.md`` and
-    ``calibration.csv`` (:func:`write_measured`)."""
-    return measured.write_measured(workdir, config, log, base_table, "rehearsal")
+    ``calibration.csv`` (:func:`~fmdenoise.plan.efficiency.write_measured`)."""
+    return efficiency.write_measured(workdir, config, base_table, "rehearsal")

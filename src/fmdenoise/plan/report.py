@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fmdenoise.plan.calibration import Calibration
-from fmdenoise.plan.estimates import CostModel
 from fmdenoise.plan.jobs import JOB_RECORD_BYTES, Job, study_jobs
 from fmdenoise.plan.site import check_fit, check_rules, queue_bound
-from fmdenoise.plan.sizes import dataset_sizes
+from fmdenoise.resources.calibration import Calibration
+from fmdenoise.resources.estimates import CostModel
+from fmdenoise.resources.sizes import dataset_sizes
 
 STAGES = (
     "downloads",

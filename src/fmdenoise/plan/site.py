@@ -25,7 +25,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fmdenoise.plan.time_limits import RESOURCES_OF, RESUMABLE
+from fmdenoise.resources.time_limits import RESOURCES_OF, RESUMABLE
 
 #: the name :func:`partition_limits` gives the default partition (``sinfo`` marks it with *)
 DEFAULT = "*"

@@ -1,9 +1,9 @@
 """After a run (on a cluster or a workstation): what each job used against what it asked for.
 
-``fmdenoise efficiency <workdir>`` reads Snakemake's own logs of the runs in ``workdir``
-(``.snakemake/log/*.snakemake.log``: every job's rule, outputs, benchmark file and requested
-resources, also for SLURM jobs and grouped jobs) and each job's benchmark file (wall seconds,
-peak RSS), and writes to the results folder:
+``fmdenoise efficiency <workdir>`` reads what every job of the runs in ``workdir`` was given
+(the request record each job writes beside its benchmark file: rule, outputs, threads,
+requested resources, also for SLURM jobs and grouped jobs; :mod:`fmdenoise.process`) and each
+job's benchmark file (wall seconds, peak RSS), and writes to the results folder:
 
 - ``efficiency.csv``: per job, measured wall time and memory, bytes written, and its requests;
 - ``efficiency_summary.md``: per rule, the largest measured/requested ratios (the requests
@@ -23,27 +23,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fmdenoise.errors import FmdenoiseError
-from fmdenoise.plan import measured
-
-
-def snakemake_logs(workdir: Path) -> str:
-    """Every Snakemake log in ``workdir``, oldest first (a job's last run wins)."""
-    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-    if not logs:
-        raise FmdenoiseError(
-            f"{workdir}: no Snakemake log under .snakemake/log/ (run the workflow there first)"
-        )
-    return "\n".join(p.read_text(errors="replace") for p in logs)
+from fmdenoise.plan import efficiency
 
 
 def write_efficiency(workdir: str | Path, config: Mapping[str, Any], base_table: Path) -> Path:
     """Write ``efficiency.csv``, ``efficiency_summary.md`` and ``calibration.csv`` into the
     results folder of ``config`` under ``workdir``; return that folder."""
-    workdir = Path(workdir)
-    return measured.write_measured(
-        workdir, config, snakemake_logs(workdir), base_table, "efficiency"
-    )
+    return efficiency.write_measured(Path(workdir), config, base_table, "efficiency")
 
 
-__all__ = ["snakemake_logs", "write_efficiency"]
+__all__ = ["write_efficiency"]

@@ -1,12 +1,12 @@
 """Calibration measurements: what one training step and one megapixel of inference cost here.
 
-Each measurement runs in a fresh Python process (``python -m fmdenoise.plan.measure KIND ...``)
+Each measurement runs in a fresh Python process (``python -m fmdenoise.plan.calibrate KIND ...``)
 so that its peak resident memory (``ru_maxrss``) is its own; on CUDA the peak GPU memory is
 ``torch.cuda.max_memory_allocated``. The rows it prints are those of the calibration table
-(:mod:`fmdenoise.plan.calibration`): ``kind`` train (seconds per optimisation step at a batch and
-patch size), infer (seconds per megapixel of whole-image or tiled inference), rule (seconds per
-megapixel of ingest, patches, metrics) and the forward GFLOP of each architecture at 128x128,
-from which GPU figures that were not measured are estimated.
+(:mod:`fmdenoise.resources.calibration`): ``kind`` train (seconds per optimisation step at a
+batch and patch size), infer (seconds per megapixel of whole-image or tiled inference), rule
+(seconds per megapixel of ingest, patches, metrics) and the forward GFLOP of each architecture
+at 128x128, from which GPU figures that were not measured are estimated.
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def run_measurement(
     process's environment (default: this one's); ``prefix``: a launcher before the command,
     e.g. ``srun ...`` (benchmarks/slurm_overhead.py)."""
     proc = subprocess.run(
-        [*prefix, sys.executable, "-m", "fmdenoise.plan.measure", *args],
+        [*prefix, sys.executable, "-m", "fmdenoise.plan.calibrate", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -327,7 +327,7 @@ def calibrate_table(
     ``output`` (default: the shipped one), keeping ``append``'s rows of other device types. The
     table is rewritten after every measurement, so a calibration killed on a time-limited node
     keeps what it measured."""
-    from fmdenoise.plan.calibration import (
+    from fmdenoise.resources.calibration import (
         Calibration,
         replace_rows,
         shipped_table,

@@ -17,8 +17,8 @@ from typing import Any
 from fmdenoise.config import inference_tile
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.tiling import tiling_overhead
-from fmdenoise.plan.calibration import Calibration, Figure
-from fmdenoise.plan.time_limits import rule_chain
+from fmdenoise.resources.calibration import Calibration, Figure
+from fmdenoise.resources.time_limits import rule_chain
 from fmdenoise.study import parse_method
 
 #: Jobs whose cost does not grow with the study (selection, tables, figures): measured on the
@@ -55,7 +55,7 @@ class CostModel:
     # ---------------------------------------------------------------- helpers
     def _model(self, model: str) -> tuple[str, dict[str, Any], bool]:
         """(arch, kwargs, whether they are the published full size) of a configured model."""
-        from fmdenoise.plan.measure import FULL_SIZE  # torch: only when needed
+        from fmdenoise.plan.calibrate import FULL_SIZE  # torch: only when needed
 
         cfg = self.config["models"][model]
         kwargs = dict(cfg.get("kwargs", {}))
@@ -64,7 +64,7 @@ class CostModel:
     def flop_scale(self, model: str) -> float:
         """FLOPs of the configured model relative to the full-size architecture (1 at full
         size; the demo's small models are priced from the full-size rows by this ratio)."""
-        from fmdenoise.plan.measure import gflop_forward
+        from fmdenoise.plan.calibrate import gflop_forward
 
         if model not in self._scale:
             arch, kwargs, full = self._model(model)
@@ -73,7 +73,7 @@ class CostModel:
 
     def parameters(self, model: str) -> int:
         """Parameters of the configured model (from the table at full size)."""
-        from fmdenoise.plan.measure import parameter_count
+        from fmdenoise.plan.calibrate import parameter_count
 
         arch, kwargs, full = self._model(model)
         return self.cal.parameters(arch) if full else parameter_count(arch, kwargs)
@@ -164,7 +164,7 @@ class CostModel:
 
     def transfer(self, model: str, sizes: Sequence[Any], device: str) -> Estimate:
         """A transfer job: ``model``'s inference on each of ``sizes``' test sets (datasets'
-        :class:`~fmdenoise.plan.sizes.DatasetSize`) and their metrics, one after the other."""
+        :class:`~fmdenoise.resources.sizes.DatasetSize`) and their metrics, one after the other."""
         cpus = int(self.config["resources"]["predict"]["cpus"])
         parts = []
         for size in sizes:
@@ -205,7 +205,7 @@ def request(
     """The resource request of a job: ``ceil(estimate x planning.margin)``, never below the
     config's ``resources.<rule>`` (or ``resources.default``) value. Runtime in minutes, capped
     at the rule's ``time_limit``; ``submissions``: how many chained submissions that implies
-    (:mod:`fmdenoise.plan.time_limits`)."""
+    (:mod:`fmdenoise.resources.time_limits`)."""
     res = config["resources"]
     own = res.get(rule) or {}
     floor = {k: own.get(k, res["default"][k]) for k in ("cpus", "mem_mb", "runtime")}

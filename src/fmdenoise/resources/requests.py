@@ -3,8 +3,8 @@
 ``rules/common.smk`` asks :class:`JobRequests` for the ``runtime`` and ``mem_mb`` of ingest,
 patches, predict and metrics jobs: the dataset's megapixels are read from the job's input (the
 ingested manifest, or the TIFF files a dataset's globs match in the extracted source) and priced
-by the same :class:`~fmdenoise.plan.estimates.CostModel` as ``fmdenoise plan``. Before the input
-exists (a dry run) the config's expected sizes stand in.
+by the same :class:`~fmdenoise.resources.estimates.CostModel` as ``fmdenoise plan``. Before the
+input exists (a dry run) the config's expected sizes stand in.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from fmdenoise.data.ingest import dataset_layout
-from fmdenoise.plan.calibration import Calibration
-from fmdenoise.plan.estimates import CostModel, Estimate, request
-from fmdenoise.plan.sizes import DatasetSize, dataset_sizes, from_manifest
+from fmdenoise.resources.calibration import Calibration
+from fmdenoise.resources.estimates import CostModel, Estimate, request
+from fmdenoise.resources.sizes import DatasetSize, dataset_sizes, from_manifest
 from fmdenoise.study import method_kinds, transfer_targets
 
 SIZED_RULES = ("ingest", "patches", "predict", "metrics")

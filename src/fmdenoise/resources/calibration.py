@@ -51,7 +51,7 @@ TRAIN_FLOP_FACTOR = 3.0
 
 def shipped_table() -> Path:
     """The calibration table shipped with the package."""
-    return Path(str(resources.files("fmdenoise") / "plan" / "calibration.csv"))
+    return Path(str(resources.files("fmdenoise") / "resources" / "calibration.csv"))
 
 
 @dataclasses.dataclass(frozen=True)

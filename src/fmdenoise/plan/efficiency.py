@@ -1,9 +1,10 @@
 """What a run measured against what its jobs asked for: the rehearsal's and ``fmdenoise
 efficiency``'s report.
 
-:func:`parse_jobs` reads every job Snakemake started from its log (rule, outputs, benchmark
-file, requested resources; grouped jobs too), :func:`collect` adds each job's measured wall
-time and peak RSS (its benchmark file) and the bytes it wrote, :func:`summarize` gives per rule
+:func:`read_requests` reads what every job was given from the request record it wrote beside
+its benchmark file (rule, outputs, threads, requested resources; grouped and SLURM jobs too),
+:func:`collect` adds each job's measured wall time and peak RSS (its benchmark file) and the
+bytes it wrote, :func:`summarize` gives per rule
 the largest measured/requested ratios, :func:`calibration_rows` turns the predictions'
 ``timing.json`` and the data rules' times into calibration rows (s/Mpx), and
 :func:`write_measured` writes ``<stem>.csv``, ``<stem>_summary.md`` and ``calibration.csv``.
@@ -12,7 +13,6 @@ the largest measured/requested ratios, :func:`calibration_rows` turns the predic
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,36 +24,32 @@ from fmdenoise.config import inference_tile
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.tiling import tiling_overhead
 from fmdenoise.io import write_text
-from fmdenoise.plan.calibration import Calibration, replace_rows, write_table
-from fmdenoise.plan.estimates import FIXED_SECONDS
+from fmdenoise.process import REQUEST_SUFFIX
+from fmdenoise.resources.calibration import Calibration, replace_rows, write_table
+from fmdenoise.resources.estimates import FIXED_SECONDS
 from fmdenoise.study import parse_method
 
 #: what a rehearsal changed to fit the machine (written beside its report, added to the summary)
 NOTES = "rehearsal_notes.txt"
 
 
-def parse_jobs(log: str) -> list[dict[str, Any]]:
-    """Each job Snakemake started: rule, output paths, benchmark path, requested resources.
-    Jobs of a group (``Group job evaluate``) are listed indented; both forms are read."""
+def read_requests(results: Path) -> list[dict[str, Any]]:
+    """Each job that ran under ``results``: rule, benchmark file, outputs, threads and requested
+    resources, from the request record every job writes beside its benchmark file
+    (:func:`fmdenoise.process.record_request`)."""
     jobs = []
-    heads = list(re.finditer(r"^( *)(?:local)?(?:rule|checkpoint) (\w+):$", log, re.M))
-    for i, head in enumerate(heads):
-        end = heads[i + 1].start() if i + 1 < len(heads) else len(log)
-        indent = len(head[1]) + 4
-        block = log[head.end() : end]
-        fields = dict(re.findall(rf"^ {{{indent}}}(\w+): (.*)$", block, re.M))
-        if "benchmark" not in fields:
-            continue
-        resources = dict(re.findall(r"(\w+)=([^,\s]+)", fields.get("resources", "")))
+    for path in sorted((results / "benchmarks").rglob(f"*{REQUEST_SUFFIX}")):
+        record = json.loads(path.read_text())
+        res = record.get("resources", {})
         jobs.append(
             {
-                "rule": head[2],
-                "benchmark": fields["benchmark"],
-                "outputs": [o.strip() for o in fields.get("output", "").split(",") if o.strip()],
-                "threads": int(fields.get("threads", 1)),
-                "req_mem_mb": int(resources.get("mem_mb", 0)),
-                "req_runtime_min": int(resources.get("runtime", 0)),
-                "req_gpu": int(resources.get("gpu", 0)),
+                "rule": record["rule"],
+                "benchmark": path.with_name(path.name.removesuffix(REQUEST_SUFFIX) + ".tsv"),
+                "outputs": record.get("outputs", []),
+                "threads": int(record.get("threads", 1)),
+                "req_mem_mb": int(float(res.get("mem_mb", 0) or 0)),
+                "req_runtime_min": int(float(res.get("runtime", 0) or 0)),
+                "req_gpu": int(float(res.get("gpu", 0) or 0)),
             }
         )
     return jobs
@@ -65,18 +61,20 @@ def _bytes(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def collect(workdir: Path, log: str) -> pd.DataFrame:
-    """Per job: rule, wall seconds, peak RSS (MB), bytes written, and its requests."""
+def collect(workdir: Path, results: Path) -> pd.DataFrame:
+    """Per job under ``workdir/results``: rule, wall seconds, peak RSS (MB), bytes written, and
+    its requests."""
     rows = []
-    for job in parse_jobs(log):
-        bench = workdir / job["benchmark"]
+    base = workdir / results / "benchmarks"
+    for job in read_requests(workdir / results):
+        bench = job["benchmark"]
         if not bench.is_file():
-            continue
+            continue  # started, never finished
         b = pd.read_csv(bench, sep="\t").iloc[-1]
         rows.append(
             {
                 "rule": job["rule"],
-                "job": job["benchmark"].split("/benchmarks/", 1)[-1].removesuffix(".tsv"),
+                "job": str(bench.relative_to(base).with_suffix("")),
                 "seconds": float(b["s"]),
                 "max_rss_mb": float(b["max_rss"]) if b["max_rss"] != "-" else float("nan"),
                 "bytes_written": sum(_bytes(workdir / o) for o in job["outputs"]),
@@ -86,7 +84,7 @@ def collect(workdir: Path, log: str) -> pd.DataFrame:
                 "threads": job["threads"],
             }
         )
-    return pd.DataFrame(rows).drop_duplicates("job", keep="last")
+    return pd.DataFrame(rows)
 
 
 def calibration_rows(
@@ -95,7 +93,7 @@ def calibration_rows(
     """Calibration rows measured by the rehearsal: inference and BM3D s/Mpx from the
     predictions' ``timing.json`` (compute only), and the data rules' s/Mpx from their benchmark
     files and manifests where the work outweighs the job's fixed start-up
-    (:data:`~fmdenoise.plan.estimates.FIXED_SECONDS`): at a small scale a data job is all
+    (:data:`~fmdenoise.resources.estimates.FIXED_SECONDS`): at a small scale a data job is all
     start-up and its per-megapixel rate is not measured, so ``fmdenoise calibrate``'s row stays.
     Training steps come from ``fmdenoise calibrate`` too: a rehearsal's few steps are dominated
     by loading and validation."""
@@ -145,7 +143,7 @@ def _inference_rows(
 ) -> list[dict[str, Any]]:
     """Inference and BM3D s/Mpx from the predictions' timing.json, with the job's peak RSS
     (models only at their published full size, the size the table's rows describe)."""
-    from fmdenoise.plan.measure import FULL_SIZE  # torch: only when needed
+    from fmdenoise.plan.calibrate import FULL_SIZE  # torch: only when needed
 
     rows: list[dict[str, Any]] = []
     for timing in sorted((results / "predictions").glob("*/*/timing.json")):
@@ -207,16 +205,17 @@ def summarize(jobs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def write_measured(
-    workdir: Path, config: Mapping[str, Any], log: str, base_table: Path, stem: str
-) -> Path:
+def write_measured(workdir: Path, config: Mapping[str, Any], base_table: Path, stem: str) -> Path:
     """``<stem>.csv`` (per job), ``<stem>_summary.md`` (per rule, measured vs requested) and
     ``calibration.csv`` (the base table plus the measured rows) in the results folder of a
-    run in ``workdir`` whose Snakemake log is ``log``; returns that folder."""
+    run in ``workdir``; returns that folder."""
     out = workdir / config["results"]
-    jobs = collect(workdir, log)
+    jobs = collect(workdir, Path(config["results"]))
     if jobs.empty:
-        raise FmdenoiseError(f"{workdir}: the Snakemake log names no job with a benchmark file")
+        raise FmdenoiseError(
+            f"{out}: no finished job with a request record (benchmarks/*{REQUEST_SUFFIX}): "
+            "run the workflow there first"
+        )
     write_text(out / f"{stem}.csv", jobs.to_csv(index=False))
     summary = summarize(jobs)
     batch = config["training"]["batch_size"]
@@ -242,7 +241,7 @@ __all__ = [
     "NOTES",
     "calibration_rows",
     "collect",
-    "parse_jobs",
+    "read_requests",
     "summarize",
     "write_measured",
 ]
