@@ -215,6 +215,9 @@ kill_job_leftovers() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
-    status) SLURM_CONF=$CONF sinfo ;;
+    # no configuration: no cluster (sinfo without one tries a configless lookup and can wait
+    # for minutes); a controller that does not answer: no cluster either
+    status) [ -f "$CONF" ] || die "no cluster here ($CONF is missing)"
+            SLURM_CONF=$CONF timeout 30 sinfo ;;
     *) die "usage: $0 start|stop|status" ;;
 esac
