@@ -487,7 +487,7 @@ def transfer_resources():
         )[key]
 
     res["mem_mb"], res["runtime"] = need("mem_mb"), need("runtime")
-    res["gpu"] = REQUESTS.gpus("predict", "", "")
+    res["gpu"] = REQUESTS.inference_gpus()
     if resource("predict", "gpu_model"):
         res["gpu_model"] = resource("predict", "gpu_model")
     return res

@@ -138,9 +138,3 @@ def method_kinds(config: Mapping[str, Any], dataset: str) -> dict[str, str]:
 def seed_methods(config: Mapping[str, Any], dataset: str) -> list[str]:
     """The extra seeds' methods evaluated on ``dataset`` (``<model>-seed<k>``)."""
     return [f"{m}-seed{k}" for m in config["models"] for k in extra_seeds(config, dataset)]
-
-
-def extra_methods(config: Mapping[str, Any], dataset: str) -> list[str]:
-    """The model methods evaluated on ``dataset`` beyond the main table's: the extra seeds
-    (every one of kind ``model``)."""
-    return seed_methods(config, dataset)

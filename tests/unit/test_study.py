@@ -11,10 +11,10 @@ from fmdenoise.config import load_config, validate
 from fmdenoise.plan.report import make_plan
 from fmdenoise.study import (
     ModelMethod,
-    extra_methods,
     extra_seeds,
     method_kinds,
     parse_method,
+    seed_methods,
     transfer_sources,
     transfer_targets,
 )
@@ -41,17 +41,15 @@ def test_method_names(real):
 def test_extra_seeds_follow_the_sweeps(real):
     """config.yaml: 3 seeds in all, the selection's (0) and two more numbered after it."""
     assert real["grid"]["final_seeds"] == 3 and extra_seeds(real) == [1, 2]
-    assert extra_methods(real, "nucleus") == [
-        f"{m}-seed{k}" for m in real["models"] for k in (1, 2)
-    ]
+    assert seed_methods(real, "nucleus") == [f"{m}-seed{k}" for m in real["models"] for k in (1, 2)]
     cfg = copy.deepcopy(real)
     cfg["grid"].update(seeds=[0, 5], final_seeds=2)
     assert extra_seeds(validate(cfg)) == [6]
     cfg["grid"]["seed_datasets"] = ["nucleus"]  # the demo's way to stay within its time
     assert extra_seeds(validate(cfg), "nucleus") == [6] and extra_seeds(cfg, "actin-confocal") == []
-    assert extra_methods(cfg, "actin-confocal") == []
+    assert seed_methods(cfg, "actin-confocal") == []
     cfg["grid"]["final_seeds"] = 1
-    assert extra_seeds(validate(cfg)) == [] and extra_methods(cfg, "nucleus") == []
+    assert extra_seeds(validate(cfg)) == [] and seed_methods(cfg, "nucleus") == []
 
 
 def test_transfer_targets(real):

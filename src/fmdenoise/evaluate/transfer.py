@@ -61,8 +61,9 @@ def transfer_table(
     """``transfer_files[(model, trained on)]`` -> :func:`evaluate_transfer`'s csv;
     ``metric_files[(method, dataset)]`` -> per-image csv of ``raw``, the zero-shot and the
     selected models on each dataset (the in-domain rows come from these)."""
-    mean = {key: float(pd.read_csv(path)["psnr"].mean()) for key, path in metric_files.items()}
-    size = {key: len(pd.read_csv(path)) for key, path in metric_files.items()}
+    psnrs = {key: pd.read_csv(path)["psnr"] for key, path in metric_files.items()}
+    mean = {key: float(v.mean()) for key, v in psnrs.items()}
+    size = {key: len(v) for key, v in psnrs.items()}
     results = []  # (model, trained on, tested on, n, mean psnr)
     for (model, source), path in sorted(transfer_files.items()):
         if (model, source) in mean:

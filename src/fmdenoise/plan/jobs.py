@@ -18,13 +18,13 @@ from fmdenoise.resources.sizes import DatasetSize
 from fmdenoise.resources.time_limits import RESOURCES_OF
 from fmdenoise.study import (
     VALIDATION_TABLES,
-    extra_methods,
     extra_seeds,
     figures,
     finetuned_models,
     main_init,
     method_kinds,
     run_path,
+    seed_methods,
     tables,
     transfer_targets,
 )
@@ -313,7 +313,7 @@ class JobBuilder:
         c, costs = self.config, self.costs
         pred_res = c["resources"]["predict"]
         for dataset, size in self.sizes.items():
-            kinds = method_kinds(c, dataset) | {m: "model" for m in extra_methods(c, dataset)}
+            kinds = method_kinds(c, dataset) | {m: "model" for m in seed_methods(c, dataset)}
             for method, kind in kinds.items():
                 gpu = int(pred_res["gpu"]) if kind == "model" else 0
                 device = "cuda" if gpu else "cpu"

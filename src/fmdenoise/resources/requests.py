@@ -81,14 +81,16 @@ class JobRequests:
         device = "cuda" if gpu else "cpu"
         return self.costs.predict(method, kind, size.test_mpx, size.max_image_px, device, cpus)
 
-    def gpus(self, rule: str, method: str, dataset: str) -> int:
-        """GPUs of a job: a neural predict job asks for the predict rule's GPUs, others none
-        (a method or dataset left empty: a model's inference, as a transfer job)."""
-        if rule != "predict":
-            return 0
-        if dataset and method_kinds(self.config, dataset).get(method, "model") != "model":
-            return 0
+    def inference_gpus(self) -> int:
+        """GPUs of a model's inference (a neural predict job, a transfer job): the predict
+        rule's."""
         return int(self.config["resources"]["predict"]["gpu"])
+
+    def gpus(self, rule: str, method: str, dataset: str) -> int:
+        """GPUs of a job: a neural predict job asks for the predict rule's GPUs, others none."""
+        if rule != "predict" or method_kinds(self.config, dataset).get(method, "model") != "model":
+            return 0
+        return self.inference_gpus()
 
     def transfer_request(
         self, model: str, dataset: str, data_dirs: list[str] | None = None
@@ -99,7 +101,7 @@ class JobRequests:
         targets = transfer_targets(self.config, dataset)
         dirs = data_dirs or [""] * len(targets)
         sizes = [self.size(d, str(p)) for d, p in zip(targets, dirs, strict=True)]
-        gpu = self.gpus("predict", "", "")
+        gpu = self.inference_gpus()
         est = self.costs.transfer(model, sizes, "cuda" if gpu else "cpu")
         return request(self.config, "predict", est, gpu=gpu)
 

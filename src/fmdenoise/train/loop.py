@@ -76,14 +76,17 @@ class Trainer:
         #: where this job stops: a rung's budget, or the full training budget
         self.stop_at = min(int(stop_at), self.steps) if stop_at else self.steps
         self.start_from = start_from
+        patches = (patch_dir / "patches.json").read_text()
         self.signature = signature(
             {
                 "cell": dataclasses.asdict(cell),
                 "model": self.model_cfg,
                 "training": self.cfg,
-                "patches": (patch_dir / "patches.json").read_text(),
+                "patches": patches,
             }
         )
+        #: the noise range of the training images (None if not recorded), for run.json/model.pt
+        self.training_noise: dict[str, Any] | None = json.loads(patches).get("noise")
         self.device = dev.resolve(device)
         self.workers = max(0, (threads or 1) - 1) if self.device.type == "cuda" else 0
         if threads and self.device.type == "cpu":
@@ -237,11 +240,6 @@ class Trainer:
                     break
         st.elapsed += time.perf_counter() - t0
 
-    def training_noise(self) -> dict[str, Any] | None:
-        """The noise range of the training images (``patches.json``; None if not recorded)."""
-        info = json.loads((self.patch_dir / "patches.json").read_text())
-        return info.get("noise")
-
     def run(self, preload: bool = False) -> dict[str, Any]:
         """Resume if possible, train to the budget (or early stop), write the outputs, then
         drop ``last.pt``: the run has finished for good, and its optimizer state (twice the
@@ -257,7 +255,7 @@ class Trainer:
             config={"model": self.model_cfg, "training": self.cfg},
             signature=self.signature,
             device=self.device,
-            training_noise=self.training_noise(),
+            training_noise=self.training_noise,
         )
         if self.last.exists():
             size = self.last.stat().st_size
