@@ -52,10 +52,12 @@ docs: venv
 test-fast: venv
 	$(PY) -m pytest -q
 
+## The linters and the type checker (the hooks of .pre-commit-config.yaml), and Snakemake's.
 lint: venv
 	$(VENV)/bin/ruff check src tests workflow_scripts benchmarks docs
 	$(VENV)/bin/ruff format --check src tests workflow_scripts benchmarks docs
 	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(VENV)/bin/mypy
 	$(SNAKEMAKE) --lint --configfile demo/config.yaml
 
 format: venv

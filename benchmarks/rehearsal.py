@@ -22,6 +22,10 @@ from fmdenoise.config import load_config
 from fmdenoise.plan import efficiency, rehearsal
 from fmdenoise.plan.report import format_plan, make_plan
 from fmdenoise.resources.calibration import Calibration, shipped_table
+from fmdenoise.settings import StudySettings
+
+#: the library takes the typed view of a validated config
+typed = StudySettings.from_config
 
 ROOT = Path(__file__).resolve().parents[1]
 REDUCED = rehearsal.reduced_options()
@@ -47,7 +51,11 @@ def main() -> None:
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print("\nplan of config.yaml with the rehearsal's calibration:")
     real = load_config(ROOT / "config.yaml")
-    print(format_plan(make_plan(real, Calibration.load(out / "calibration.csv"), "/nonexistent")))
+    print(
+        format_plan(
+            make_plan(typed(real), Calibration.load(out / "calibration.csv"), "/nonexistent")
+        )
+    )
 
 
 if __name__ == "__main__":

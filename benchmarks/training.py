@@ -24,27 +24,38 @@ from pathlib import Path
 import torch
 
 from fmdenoise.data.synthetic import write_toy_patches
+from fmdenoise.settings import (
+    ModelSettings,
+    NoiseLevelSettings,
+    PretrainedSettings,
+    TrainingSettings,
+)
 from fmdenoise.train.loop import train
 from fmdenoise.train.setup import Cell
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = {"arch": "drunet", "kwargs": {"nc": [16, 32, 64, 128], "nb": 1}}
+MODEL = ModelSettings(
+    "drunet",
+    {"nc": [16, 32, 64, 128], "nb": 1},
+    PretrainedSettings("none", "fmdenoise"),
+    NoiseLevelSettings("estimate", 0.1, None),
+)
 
 
 def loop_rate(patches: Path, out: Path, steps: int, preload: bool, threads: int) -> float:
-    training = {
-        "steps": steps,
-        "batch_size": 8,
-        "optimizer": "adam",
-        "weight_decay": 0.0,
-        "schedule": "constant",
-        "grad_clip": None,
-        "val_every": steps,
-        "checkpoint_every": steps,
-        "patience": None,
-        "ssim_l1_weight": 0.84,
-        "compile": False,
-    }
+    training = TrainingSettings(
+        steps=steps,
+        batch_size=8,
+        optimizer="adam",
+        weight_decay=0.0,
+        schedule="constant",
+        grad_clip=None,
+        val_every=steps,
+        checkpoint_every=steps,
+        patience=None,
+        ssim_l1_weight=0.84,
+        compile=False,
+    )
     shutil.rmtree(out, ignore_errors=True)
     cell = Cell("drunet", "bench", "mae", 1e-3, "scratch", "rot", 0)
     run = train(cell, MODEL, training, patches, out, threads=threads, preload=preload)
@@ -94,7 +105,7 @@ def main() -> None:
         best = {k: max(v) for k, v in rates.items()}
         overhead = best["memory"] / best["mmap"] - 1
         print(
-            f"torch {torch.__version__}, {args.threads} threads; DRUNet {MODEL['kwargs']}, "
+            f"torch {torch.__version__}, {args.threads} threads; DRUNet {MODEL.kwargs}, "
             f"batch 8 x 64x64, {args.steps} steps, best of {args.rounds}"
         )
         for mode, values in rates.items():

@@ -5,24 +5,22 @@ from pathlib import Path
 
 from fmdenoise.data.download import local_file_url_path
 from fmdenoise.data.ingest import dataset_layout, source_globs
-from fmdenoise.config import (
-    folder_urls,
-    inference_tile,
-    source_kind,
-    method_noise_level,
-    study_datasets,
-    transfer_source,
-)
+from fmdenoise.config import folder_urls, source_kind
+from fmdenoise.settings import StudySettings
 from fmdenoise.study import (
     RUN_PATTERN,
     figures,
     finetuned_models,
+    inference_tile,
     main_init,
     method_kinds,
+    method_noise_level,
     parse_method,
     run_path,
     seed_methods,
+    study_datasets,
     tables,
+    transfer_source,
     transfer_sources,
     transfer_targets,
 )
@@ -30,7 +28,9 @@ from fmdenoise.resources.requests import JobRequests
 from fmdenoise.resources.time_limits import chained_retries, rule_chain
 from fmdenoise.train.search import config_budgets, grid_order, halving, stratum
 
-RESULTS = config["results"]
+# The validated config, typed once (fmdenoise.settings): what the library functions take.
+SETTINGS = StudySettings.from_config(config)
+RESULTS = SETTINGS.results
 
 
 def alternatives(names):
@@ -51,9 +51,7 @@ def canonical(value):
 
 
 def models_with_source(source):
-    return [
-        m for m, c in config["models"].items() if c["pretrained"]["source"] == source
-    ]
+    return [m for m, c in SETTINGS.models.items() if c.pretrained.source == source]
 
 
 def fmt_lr(lr):
@@ -61,7 +59,7 @@ def fmt_lr(lr):
     return f"{lr:g}"
 
 
-LEARNING_RATES = {fmt_lr(lr): lr for lr in config["grid"]["learning_rates"]}
+LEARNING_RATES = {fmt_lr(lr): lr for lr in SETTINGS.grid.learning_rates}
 
 
 wildcard_constraints:
@@ -71,10 +69,10 @@ wildcard_constraints:
     folder=alternatives(
         k for k, v in config["downloads"].items() if v["kind"] == "folder"
     ),
-    dataset=alternatives(config["datasets"]),
+    dataset=alternatives(SETTINGS.datasets),
     split="train|val|test",
-    model=alternatives(config["models"]),
-    loss=alternatives(config["grid"]["losses"]),
+    model=alternatives(SETTINGS.models),
+    loss=alternatives(SETTINGS.grid.losses),
     lr=alternatives(LEARNING_RATES),
     init="pretrained|scratch",
     aug="none|rot",
@@ -85,14 +83,13 @@ wildcard_constraints:
 
 def resource(rule_name, key):
     """Resource ``key`` of a rule from config (falls back to resources.default)."""
-    res = config["resources"]
-    chosen = res.get(rule_name) or {}
-    return chosen.get(key, res["default"][key])
+    return getattr(SETTINGS.resources.of(rule_name), key)
 
 
 def retries(rule_name, default):
     """Resubmissions of a failed job: config ``resources.<rule>.retries`` or ``default``."""
-    value = (config["resources"].get(rule_name) or {}).get("retries")
+    own = SETTINGS.resources.rules.get(rule_name)
+    value = own.retries if own else None
     return default if value is None else value
 
 
@@ -100,7 +97,7 @@ def rule_resources(rule_name):
     """mem_mb and runtime of a rule (capped at its time limit, with ``--signal=TERM@`` for
     training under one), plus its SLURM partition/extra arguments when set (otherwise the
     profile's default-resources or the cluster's default apply)."""
-    chain = rule_chain(config, rule_name, resource(rule_name, "runtime"))
+    chain = rule_chain(SETTINGS, rule_name, resource(rule_name, "runtime"))
     res = dict(mem_mb=resource(rule_name, "mem_mb"), runtime=chain.runtime)
     for key in ("slurm_partition", "slurm_extra"):
         if resource(rule_name, key):
@@ -111,7 +108,7 @@ def rule_resources(rule_name):
 
 
 # Size-dependent requests (fmdenoise.plan): one calibration table for the whole run.
-REQUESTS = JobRequests(config)
+REQUESTS = JobRequests(SETTINGS)
 
 
 def sized_resources(rule_name):
@@ -138,7 +135,7 @@ def sized_resources(rule_name):
 
 def method_tile(wildcards):
     """Tile side of a method's inference (the model's own or evaluation.tile)."""
-    return inference_tile(config, wildcards.method)
+    return inference_tile(SETTINGS, wildcards.method)
 
 
 def download_base(wildcards):
@@ -169,7 +166,7 @@ def ingest_source(wildcards):
 
 
 def checkpoint_download(wildcards):
-    key = config["models"][wildcards.model]["pretrained"]["download"]
+    key = SETTINGS.models[wildcards.model].pretrained.download
     return f"{RESULTS}/downloads/{key}"
 
 
@@ -182,14 +179,14 @@ def patch_files(dataset):
 
 
 def all_targets():
-    targets = [f"{RESULTS}/data/{d}" for d in config["datasets"]]
-    targets += [f"{RESULTS}/patches/{d}/patches.json" for d in config["datasets"]]
+    targets = [f"{RESULTS}/data/{d}" for d in SETTINGS.datasets]
+    targets += [f"{RESULTS}/patches/{d}/patches.json" for d in SETTINGS.datasets]
     targets += [f"{RESULTS}/pretrained/{m}.pt" for m in FINETUNE_MODELS]
     return (
         targets
         + training_targets()
-        + [f"{RESULTS}/tables/{t}.md" for t in tables(config)]
-        + [f"{RESULTS}/figures/{f}.png" for f in figures(config)]
+        + [f"{RESULTS}/tables/{t}.md" for t in tables(SETTINGS)]
+        + [f"{RESULTS}/figures/{f}.png" for f in figures(SETTINGS)]
         + [f"{RESULTS}/answers.md"]
     )
 
@@ -197,7 +194,7 @@ def all_targets():
 # ---------------------------------------------------------------- training grid
 
 
-FINETUNE_MODELS = finetuned_models(config)
+FINETUNE_MODELS = finetuned_models(SETTINGS)
 RUN = RUN_PATTERN
 
 
@@ -209,10 +206,10 @@ def run_dir(model, dataset, loss, lr, init, aug, seed):
 def main_sweep(model, dataset):
     """Run folders of the main sweep: every loss x lr x seed at the model's main init."""
     return [
-        run_dir(model, dataset, loss, lr, main_init(config, model), "none", seed)
-        for loss in config["grid"]["losses"]
+        run_dir(model, dataset, loss, lr, main_init(SETTINGS, model), "none", seed)
+        for loss in SETTINGS.grid.losses
         for lr in LEARNING_RATES
-        for seed in config["grid"]["seeds"]
+        for seed in SETTINGS.grid.seeds
     ]
 
 
@@ -221,14 +218,14 @@ def transferred_runs(model, dataset, source):
     selected on ``source`` (its ``select`` checkpoint)."""
     loss, lr = selected_loss_lr(model, source)
     return [
-        run_dir(model, dataset, loss, lr, main_init(config, model), "none", seed)
-        for seed in config["grid"]["seeds"]
+        run_dir(model, dataset, loss, lr, main_init(SETTINGS, model), "none", seed)
+        for seed in SETTINGS.grid.seeds
     ]
 
 
 # Successive halving (grid.search: halving): the rung budgets; the last is training.steps and
 # is trained by rule train, the ones before by rule rung, each followed by checkpoint promote.
-BUDGETS = config_budgets(config)
+BUDGETS = config_budgets(SETTINGS)
 SEARCH_RUNGS = len(BUDGETS) - 1
 
 
@@ -237,7 +234,7 @@ def alive_runs(model, dataset, rung):
     cells promoted after the rung before (``search/<model>/<dataset>/rung<r-1>.json``); on a
     dataset outside grid.sweep_datasets, the runs at the cell selected on its source.
     """
-    source = transfer_source(config, dataset)
+    source = transfer_source(SETTINGS, dataset)
     if source is not None:
         # no search here: the cell selected on the source, to the full budget
         return transferred_runs(model, dataset, source)
@@ -249,7 +246,7 @@ def alive_runs(model, dataset, rung):
 
 
 def promotion_files(model, dataset):
-    if transfer_source(config, dataset) is not None:
+    if transfer_source(SETTINGS, dataset) is not None:
         return []
     return [
         f"{RESULTS}/search/{model}/{dataset}/rung{r}.json" for r in range(SEARCH_RUNGS)
@@ -266,11 +263,11 @@ def searched_cell(wildcards):
     """Whether a run is a cell of the main sweep that the halving search trains in rungs."""
     return (
         SEARCH_RUNGS > 0
-        and wildcards.init == main_init(config, wildcards.model)
+        and wildcards.init == main_init(SETTINGS, wildcards.model)
         and wildcards.aug == "none"
         and int(wildcards.seed)
-        in config["grid"]["seeds"]  # not a seed added after selection
-        and transfer_source(config, wildcards.dataset) is None
+        in SETTINGS.grid.seeds  # not a seed added after selection
+        and transfer_source(SETTINGS, wildcards.dataset) is None
     )
 
 
@@ -310,15 +307,15 @@ def selected_loss_lr(model, dataset):
 def study_runs(wildcards):
     """Scratch and augmentation studies at the (loss, lr) selected on validation."""
     loss, lr = selected_loss_lr(wildcards.model, wildcards.dataset)
-    grid = config["grid"]
+    grid = SETTINGS.grid
     runs = []
-    for seed in grid["seeds"]:
+    for seed in grid.seeds:
         runs.append(
             run_dir(
                 wildcards.model, wildcards.dataset, loss, lr, "pretrained", "none", seed
             )
         )
-        if grid["scratch_study"]:
+        if grid.scratch_study:
             runs.append(
                 run_dir(
                     wildcards.model,
@@ -330,7 +327,7 @@ def study_runs(wildcards):
                     seed,
                 )
             )
-        if grid["augmentation_study"]:
+        if grid.augmentation_study:
             runs.append(
                 run_dir(
                     wildcards.model,
@@ -386,7 +383,7 @@ def train_retries():
     """Resubmissions of a training job: its own (2 by default) plus the submissions a
     partition's time limit chains (``resources.train.time_limit``)."""
     return chained_retries(
-        config, "train", retries("train", 2), resource("train", "runtime")
+        SETTINGS, "train", retries("train", 2), resource("train", "runtime")
     )
 
 
@@ -401,9 +398,9 @@ def train_resources():
 
 
 def training_targets():
-    targets, studied = [], study_datasets(config)
-    for model in config["models"]:
-        for dataset in config["datasets"]:
+    targets, studied = [], study_datasets(SETTINGS)
+    for model in SETTINGS.models:
+        for dataset in SETTINGS.datasets:
             targets.append(f"{RESULTS}/selected/{model}/{dataset}.json")
             if model in FINETUNE_MODELS and dataset in studied:
                 targets.append(f"{RESULTS}/studies/{model}/{dataset}.json")
@@ -416,7 +413,7 @@ def training_targets():
 def methods(dataset):
     """Every method evaluated on ``dataset``: baselines and fine-tuned models (the plan's
     list, so that what it prices is what runs)."""
-    return list(method_kinds(config, dataset))
+    return list(method_kinds(SETTINGS, dataset))
 
 
 def predict_inputs(wildcards):
@@ -424,7 +421,7 @@ def predict_inputs(wildcards):
     (zero-shot), the selected cell's, an extra seed's of it, or another dataset's (transfer).
     """
     inputs = {"data": f"{RESULTS}/data/{wildcards.dataset}"}
-    m = parse_method(config, wildcards.method)
+    m = parse_method(SETTINGS, wildcards.method)
     if m is None:
         return inputs
     if m.variant == "zeroshot":
@@ -447,14 +444,14 @@ def method_spec(wildcards):
         return {"kind": m}
     if m.startswith("provided-"):
         return {"kind": "provided", "name": m.removeprefix("provided-")}
-    return {"kind": "model", "noise_level": canonical(method_noise_level(config, m))}
+    return {"kind": "model", "noise_level": canonical(method_noise_level(SETTINGS, m))}
 
 
 def all_metrics(wildcards):
     """Per-image metrics of every method (no checkpoint needed: kept apart from the selected
     runs so that the metric jobs enter the DAG at once, next to their predict jobs)."""
     return [
-        f"{RESULTS}/metrics/{m}/{d}.csv" for d in config["datasets"] for m in methods(d)
+        f"{RESULTS}/metrics/{m}/{d}.csv" for d in SETTINGS.datasets for m in methods(d)
     ]
 
 
@@ -462,8 +459,8 @@ def seed_metrics(wildcards):
     """Per-image metrics of the extra seeds' runs of every selected cell (grid.final_seeds)."""
     return [
         f"{RESULTS}/metrics/{m}/{d}.csv"
-        for d in config["datasets"]
-        for m in seed_methods(config, d)
+        for d in SETTINGS.datasets
+        for m in seed_methods(SETTINGS, d)
     ]
 
 
@@ -472,7 +469,7 @@ def transfer_inputs(wildcards):
     return {
         "checkpoint": f"{selected_run(wildcards.model, wildcards.dataset)['run']}/model.pt",
         "data": [
-            f"{RESULTS}/data/{d}" for d in transfer_targets(config, wildcards.dataset)
+            f"{RESULTS}/data/{d}" for d in transfer_targets(SETTINGS, wildcards.dataset)
         ],
     }
 
@@ -499,14 +496,14 @@ def transfer_table_inputs(wildcards):
     return {
         "transfer": [
             f"{RESULTS}/transfer/{m}/{d}.csv"
-            for d in transfer_sources(config)
-            for m in config["models"]
+            for d in transfer_sources(SETTINGS)
+            for m in SETTINGS.models
         ],
         "metrics": [
             f"{RESULTS}/metrics/{m}/{d}.csv"
-            for d in config["datasets"]
+            for d in SETTINGS.datasets
             for m in methods(d)
-            if m == "raw" or parse_method(config, m)
+            if m == "raw" or parse_method(SETTINGS, m)
         ],
     }
 
@@ -515,27 +512,27 @@ def selected_run_files(wildcards):
     """run.json of the cell selected on validation, per model and dataset (checkpoint)."""
     return [
         f"{selected_run(m, d)['run']}/run.json"
-        for d in config["datasets"]
-        for m in config["models"]
+        for d in SETTINGS.datasets
+        for m in SETTINGS.models
     ]
 
 
 def cost_table_inputs(wildcards):
     """Predictions (their ``timing.json``) of every method, and the selection files and
     sweep runs of every trained model."""
-    datasets = config["datasets"]
+    datasets = SETTINGS.datasets
     return {
         "predictions": [
             f"{RESULTS}/predictions/{m}/{d}" for d in datasets for m in methods(d)
         ],
         "selected": [
             f"{RESULTS}/selected/{m}/{d}.json"
-            for m in config["models"]
+            for m in SETTINGS.models
             for d in datasets
         ],
         "runs": [
             f"{run}/run.json"
-            for m in config["models"]
+            for m in SETTINGS.models
             for d in datasets
             for run in alive_runs(m, d, SEARCH_RUNGS)
         ],
@@ -546,16 +543,16 @@ def study_files(wildcards):
     return [
         f"{RESULTS}/studies/{m}/{d}.json"
         for m in FINETUNE_MODELS
-        for d in study_datasets(config)
+        for d in study_datasets(SETTINGS)
     ]
 
 
 def answers_inputs(wildcards):
     """The tables the answer sheet reads and the per-image metrics of every method."""
     return {
-        "tables": [f"{RESULTS}/tables/{t}.csv" for t in tables(config)],
+        "tables": [f"{RESULTS}/tables/{t}.csv" for t in tables(SETTINGS)],
         "metrics": all_metrics(wildcards),
-        "data": [f"{RESULTS}/data/{d}" for d in config["datasets"]],
+        "data": [f"{RESULTS}/data/{d}" for d in SETTINGS.datasets],
     }
 
 
@@ -571,7 +568,7 @@ def example_inputs(wildcards):
 
 def search_table_inputs(wildcards):
     """Every promotion file and selection file of the halving search."""
-    pairs = [(m, d) for m in config["models"] for d in config["datasets"]]
+    pairs = [(m, d) for m in SETTINGS.models for d in SETTINGS.datasets]
     return {
         "promotions": [f for m, d in pairs for f in promotion_files(m, d)],
         "selected": [f"{RESULTS}/selected/{m}/{d}.json" for m, d in pairs],

@@ -19,7 +19,7 @@ rule predict:
         method=method_spec,
         normalization=canonical(config["normalization"]),
         tile=method_tile,
-        overlap=config["evaluation"]["overlap"],
+        overlap=SETTINGS.evaluation.overlap,
     script:
         "../workflow_scripts/predict.py"
 
@@ -68,7 +68,7 @@ rule table_main:
         **rule_resources("default"),
     params:
         finetuned=FINETUNE_MODELS,
-        seed=config["evaluation"]["seed"],
+        seed=SETTINGS.evaluation.seed,
     script:
         "../workflow_scripts/table_main.py"
 
@@ -90,12 +90,12 @@ rule transfer:
     params:
         method=lambda wildcards: {
             "kind": "model",
-            "noise_level": canonical(method_noise_level(config, wildcards.model)),
+            "noise_level": canonical(method_noise_level(SETTINGS, wildcards.model)),
         },
-        targets=lambda wildcards: transfer_targets(config, wildcards.dataset),
+        targets=lambda wildcards: transfer_targets(SETTINGS, wildcards.dataset),
         normalization=canonical(config["normalization"]),
-        tile=lambda wildcards: inference_tile(config, wildcards.model),
-        overlap=config["evaluation"]["overlap"],
+        tile=lambda wildcards: inference_tile(SETTINGS, wildcards.model),
+        overlap=SETTINGS.evaluation.overlap,
     script:
         "../workflow_scripts/transfer.py"
 
@@ -130,8 +130,8 @@ rule table_validation:
     input:
         selected=lambda wildcards: [
             f"{RESULTS}/selected/{m}/{d}.json"
-            for m in config["models"]
-            for d in config["datasets"]
+            for m in SETTINGS.models
+            for d in SETTINGS.datasets
         ],
         studies=study_files,
     output:
@@ -226,6 +226,6 @@ rule table_search:
     resources:
         **rule_resources("default"),
     params:
-        steps=config["training"]["steps"],
+        steps=SETTINGS.training.steps,
     script:
         "../workflow_scripts/table_search.py"

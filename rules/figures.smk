@@ -88,6 +88,6 @@ rule figure_examples:
     resources:
         **rule_resources("default"),
     params:
-        crop=config["evaluation"]["crop"],
+        crop=SETTINGS.evaluation.crop,
     script:
         "../workflow_scripts/figure_examples.py"

@@ -18,7 +18,7 @@ rule convert_checkpoint:
     resources:
         **rule_resources("pretrained"),
     params:
-        model=lambda wildcards: canonical(config["models"][wildcards.model]),
+        model=lambda wildcards: canonical(SETTINGS.models[wildcards.model].as_dict()),
     script:
         "../workflow_scripts/convert_checkpoint.py"
 
@@ -38,7 +38,7 @@ rule pretrain:
     resources:
         **rule_resources("pretrained"),
     params:
-        model=lambda wildcards: canonical(config["models"][wildcards.model]),
+        model=lambda wildcards: canonical(SETTINGS.models[wildcards.model].as_dict()),
         pretrain=canonical(config["pretrain"]),
     script:
         "../workflow_scripts/pretrain.py"

@@ -24,8 +24,8 @@ rule train:
         **train_resources(),
     params:
         cell=train_cell,
-        model=lambda wildcards: canonical(config["models"][wildcards.model]),
-        training=canonical(config["training"]),
+        model=lambda wildcards: canonical(SETTINGS.models[wildcards.model].as_dict()),
+        training=canonical(SETTINGS.training.as_dict()),
     script:
         "../workflow_scripts/train.py"
 
@@ -48,8 +48,8 @@ rule rung:
         **train_resources(),
     params:
         cell=train_cell,
-        model=lambda wildcards: canonical(config["models"][wildcards.model]),
-        training=canonical(config["training"]),
+        model=lambda wildcards: canonical(SETTINGS.models[wildcards.model].as_dict()),
+        training=canonical(SETTINGS.training.as_dict()),
         budget=lambda wildcards: BUDGETS[int(wildcards.rung)],
     script:
         "../workflow_scripts/rung.py"
@@ -70,9 +70,9 @@ checkpoint promote:
         **rule_resources("default"),
     params:
         budget=lambda wildcards: BUDGETS[int(wildcards.rung)],
-        eta=config["grid"]["halving"]["eta"],
-        stratify=lambda wildcards: stratum(config, int(wildcards.rung)),
-        order=grid_order(config),
+        eta=SETTINGS.grid.halving.eta,
+        stratify=lambda wildcards: stratum(SETTINGS, int(wildcards.rung)),
+        order=grid_order(SETTINGS),
     script:
         "../workflow_scripts/promote.py"
 
@@ -91,7 +91,7 @@ checkpoint select:
     resources:
         **rule_resources("default"),
     params:
-        keep_weights=config["grid"]["keep_weights"],
+        keep_weights=SETTINGS.grid.keep_weights,
     script:
         "../workflow_scripts/select.py"
 

@@ -3,14 +3,15 @@
 from pathlib import Path
 
 from fmdenoise.logs import log_to
+from fmdenoise.settings import ModelSettings, TrainingSettings
 from fmdenoise.train.loop import train_rung
 from fmdenoise.train.setup import Cell
 
 with log_to(snakemake.log[0], snakemake):
     train_rung(
         Cell(**snakemake.params.cell),
-        snakemake.params.model,
-        snakemake.params.training,
+        ModelSettings.from_dict(snakemake.params.model),
+        TrainingSettings.from_dict(snakemake.params.training),
         Path(snakemake.input.patches[0]).parent,
         Path(snakemake.output.summary).parent,
         rung=int(snakemake.wildcards.rung),

@@ -4,14 +4,15 @@ or a halving search's last rung state)."""
 from pathlib import Path
 
 from fmdenoise.logs import log_to
+from fmdenoise.settings import ModelSettings, TrainingSettings
 from fmdenoise.train.loop import train
 from fmdenoise.train.setup import Cell
 
 with log_to(snakemake.log[0], snakemake):
     train(
         Cell(**snakemake.params.cell),
-        snakemake.params.model,
-        snakemake.params.training,
+        ModelSettings.from_dict(snakemake.params.model),
+        TrainingSettings.from_dict(snakemake.params.training),
         Path(snakemake.input.patches[0]).parent,
         Path(snakemake.output.run).parent,
         pretrained=snakemake.input.get("pretrained"),

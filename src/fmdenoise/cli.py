@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from fmdenoise import __version__
-from fmdenoise.config import load_config
+from fmdenoise.config import load_config, load_settings
 from fmdenoise.data.download import DownloadSpec, fetch
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.process import prefer_huge_pages
@@ -172,14 +172,14 @@ def _plan(args: argparse.Namespace) -> None:
     from fmdenoise.plan.source_sizes import listed_bytes
     from fmdenoise.resources.calibration import Calibration
 
-    config = load_config(args.config)
-    path = args.calibration or config.get("planning", {}).get("calibration")
+    settings = load_settings(args.config)
+    path = args.calibration or settings.planning.calibration
     partitions = partition_limits() if args.sinfo else None
-    queue = queue_limits(config) if args.sinfo and partitions is not None else None
+    queue = queue_limits(settings.config) if args.sinfo and partitions is not None else None
     nodes = partition_nodes() if args.sinfo and partitions is not None else None
-    listed = None if args.offline else listed_bytes(config)
+    listed = None if args.offline else listed_bytes(settings.config)
     plan = make_plan(
-        config,
+        settings,
         Calibration.load(path),
         workdir=args.workdir,
         partitions=partitions,
@@ -227,9 +227,9 @@ def _rehearse(args: argparse.Namespace) -> None:
         opts.calibrate_here = True
     workdir = Path(args.workdir)
     cfg_path, _log = rehearsal.run(config, workdir, opts, run_args, site_check=bool(args.profile))
-    cfg = load_config(cfg_path)
-    base = Path(cfg.get("planning", {}).get("calibration") or shipped_table())
-    out = rehearsal.write_report(workdir, cfg, base)
+    settings = load_settings(cfg_path)
+    base = Path(settings.planning.calibration or shipped_table())
+    out = rehearsal.write_report(workdir, settings, base)
     print((out / "rehearsal_summary.md").read_text())
     print(f"per job: {out / 'rehearsal.csv'}; calibration: {out / 'calibration.csv'}")
 
@@ -240,11 +240,9 @@ def _efficiency(args: argparse.Namespace) -> None:
     from fmdenoise.plan.usage import write_efficiency
     from fmdenoise.resources.calibration import shipped_table
 
-    config = load_config(args.config)
-    base = Path(
-        args.calibration or config.get("planning", {}).get("calibration") or shipped_table()
-    )
-    out = write_efficiency(args.workdir, config, base)
+    settings = load_settings(args.config)
+    base = Path(args.calibration or settings.planning.calibration or shipped_table())
+    out = write_efficiency(args.workdir, settings, base)
     print((out / "efficiency_summary.md").read_text())
     print(f"per job: {out / 'efficiency.csv'}; calibration: {out / 'calibration.csv'}")
 

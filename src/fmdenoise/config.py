@@ -3,7 +3,8 @@
 The schema (``schemas/config.schema.yaml``) is the single description of every key; the
 Snakefile validates with :func:`snakemake.utils.validate` against the same file and then calls
 :func:`check_config` for the rules a schema cannot express (references between sections).
-Every error names the offending key as a dotted path.
+Every error names the offending key as a dotted path. The library computes with the typed
+view of a validated config (:class:`fmdenoise.settings.StudySettings`, :func:`load_settings`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import jsonschema
 import yaml
 
 from fmdenoise.errors import ConfigError
-from fmdenoise.study import parse_method
+from fmdenoise.settings import StudySettings
 
 SCHEMA_FILE = "config.schema.yaml"
 
@@ -33,7 +34,7 @@ def load_schema() -> dict[str, Any]:
     return yaml.safe_load(schema_path().read_text())
 
 
-def _with_defaults(validator_class: type) -> type:
+def _with_defaults(validator_class: Any) -> Any:
     """Extend a jsonschema validator so that ``default`` values are filled in (deep copies)."""
     validate_props = validator_class.VALIDATORS["properties"]
 
@@ -50,7 +51,8 @@ def _with_defaults(validator_class: type) -> type:
 def _key_path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) for p in error.absolute_path]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        allowed = set(schema.get("properties", {}))
         extra = sorted(k for k in error.instance if k not in allowed)
         if extra and allowed:
             parts.append(extra[0])
@@ -73,22 +75,6 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
             raise ConfigError(f"{source}: {_key_path(err)}: {err.message}")
     check_config(config, source)
     return config
-
-
-def study_datasets(config: Mapping[str, Any]) -> list[str]:
-    """The datasets the scratch and augmentation studies run on (``grid.study_datasets``)."""
-    chosen = config["grid"].get("study_datasets")
-    return [d for d in config["datasets"] if chosen is None or d in chosen]
-
-
-def transfer_source(config: Mapping[str, Any], dataset: str) -> str | None:
-    """The dataset whose selected (loss, lr) ``dataset`` trains at, or None when the main
-    sweep runs on ``dataset`` itself (``grid.sweep_datasets``: null = every dataset; the
-    others take the cell selected on the first dataset listed there)."""
-    swept = config["grid"].get("sweep_datasets")
-    if swept is None or dataset in swept:
-        return None
-    return swept[0]
 
 
 def folder_urls(config: Mapping[str, Any], key: str) -> list[str]:
@@ -189,26 +175,6 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
                 )
 
 
-def inference_tile(config: dict[str, Any], method: str) -> int | None:
-    """Tile side of a method's test-set inference: its model's own ``tile`` (null = whole
-    image) or ``evaluation.tile`` (also for methods that are not models)."""
-    parsed = parse_method(config, method)
-    own = config["models"][parsed.model] if parsed else {}
-    return own["tile"] if "tile" in own else config["evaluation"]["tile"]
-
-
-def method_noise_level(config: dict[str, Any], method: str) -> dict[str, Any]:
-    """DRUNet's noise-level settings for a model method's test-set inference: the model's
-    ``noise_level``, with ``zero_shot_mode`` as the mode of its ``-zeroshot`` method when set."""
-    parsed = parse_method(config, method)
-    if parsed is None:
-        raise ConfigError(f"method {method!r}: not a model of this config")
-    noise = dict(config["models"][parsed.model].get("noise_level", {}))
-    if parsed.variant == "zeroshot" and noise.get("zero_shot_mode"):
-        noise["mode"] = noise["zero_shot_mode"]
-    return noise
-
-
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and validate it (see :func:`validate`)."""
     p = Path(path)
@@ -225,6 +191,11 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
     return validate(config, source=str(p))
+
+
+def load_settings(path: str | Path) -> StudySettings:
+    """Read and validate a YAML config file (:func:`load_config`), as typed settings."""
+    return StudySettings.from_config(load_config(path))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

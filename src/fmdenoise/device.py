@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TypeVar
 
 import torch
 from torch import nn
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def resolve(preference: str = "auto") -> torch.device:
@@ -38,9 +41,11 @@ def memory_format(device: torch.device, channels_last: bool | None = None) -> to
     return torch.channels_last if use else torch.contiguous_format
 
 
-def prepare(model: nn.Module, device: torch.device, channels_last: bool | None = None) -> nn.Module:
-    """Move ``model`` to ``device`` in the chosen memory format."""
-    return model.to(device=device, memory_format=memory_format(device, channels_last))
+def prepare(model: M, device: torch.device, channels_last: bool | None = None) -> M:
+    """Move ``model`` to ``device`` in the chosen memory format (the same module, moved)."""
+    # Module.to takes memory_format at run time; torch's stubs do not list it
+    fmt = memory_format(device, channels_last)
+    return model.to(device=device, memory_format=fmt)  # type: ignore[call-overload]
 
 
 @contextlib.contextmanager

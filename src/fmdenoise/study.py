@@ -1,6 +1,7 @@
-"""The study's structure, asked of the config in one place: which models are fine-tuned, where
-a training run lives, which methods are evaluated on a dataset and what each method name
-means, which tables and figures the study writes.
+"""The study's structure, asked of the typed config (:class:`~fmdenoise.settings.StudySettings`)
+in one place: which models are fine-tuned, where a training run lives, which methods are
+evaluated on a dataset and what each method name means, which tables and figures the study
+writes, which datasets the side studies and the transfer cover.
 
 Method names (the ``{method}`` of ``predictions/{method}/{dataset}`` and of ``metrics/``):
 
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
 from typing import Any
 
+from fmdenoise.errors import ConfigError
+from fmdenoise.settings import StudySettings
 from fmdenoise.train.search import config_budgets
 
 BASELINE_KINDS = ("raw", "provided", "bm3d", "bm3d-vst")
@@ -43,15 +45,15 @@ RUN_PATTERN = "{model}/{dataset}/{loss}/lr{lr}/{init}/{aug}/seed{seed}"
 VALIDATION_TABLES = ("hyperparameters", "scratch", "augmentation")
 
 
-def finetuned_models(config: Mapping[str, Any]) -> list[str]:
+def finetuned_models(s: StudySettings) -> list[str]:
     """Models with published weights: fine-tuned (the others, CARE, train from scratch)."""
-    return [m for m, c in config["models"].items() if c["pretrained"]["source"] != "none"]
+    return [name for name, model in s.models.items() if model.finetuned]
 
 
-def main_init(config: Mapping[str, Any], model: str) -> str:
+def main_init(s: StudySettings, model: str) -> str:
     """A model's initialisation in the main sweep: ``pretrained`` for the fine-tuned models,
     ``scratch`` for models without published weights (CARE)."""
-    return "pretrained" if model in finetuned_models(config) else "scratch"
+    return "pretrained" if s.models[model].finetuned else "scratch"
 
 
 def run_path(
@@ -64,52 +66,67 @@ def run_path(
     )
 
 
-def tables(config: Mapping[str, Any]) -> list[str]:
+def study_datasets(s: StudySettings) -> list[str]:
+    """The datasets the scratch and augmentation studies run on (``grid.study_datasets``)."""
+    chosen = s.grid.study_datasets
+    return [d for d in s.datasets if chosen is None or d in chosen]
+
+
+def transfer_source(s: StudySettings, dataset: str) -> str | None:
+    """The dataset whose selected (loss, lr) ``dataset`` trains at, or None when the main
+    sweep runs on ``dataset`` itself (``grid.sweep_datasets``: null = every dataset; the
+    others take the cell selected on the first dataset listed there)."""
+    swept = s.grid.sweep_datasets
+    if swept is None or dataset in swept:
+        return None
+    return swept[0]
+
+
+def tables(s: StudySettings) -> list[str]:
     """Every table the study writes (``tables/<name>.{csv,md,tex}``); ``answers.md`` reads
     them all."""
-    grid = config["grid"]
     out = ["main", "hyperparameters", "cost"]
-    out += ["scratch"] * bool(grid["scratch_study"])
-    out += ["augmentation"] * bool(grid["augmentation_study"])
-    out += ["search"] * (len(config_budgets(config)) > 1)  # a halving search with rungs
-    return out + ["transfer"] * bool(transfer_sources(config))
+    out += ["scratch"] * s.grid.scratch_study
+    out += ["augmentation"] * s.grid.augmentation_study
+    out += ["search"] * (len(config_budgets(s)) > 1)  # a halving search with rungs
+    return out + ["transfer"] * bool(transfer_sources(s))
 
 
-def figures(config: Mapping[str, Any]) -> list[str]:
+def figures(s: StudySettings) -> list[str]:
     """Every figure the study draws (``figures/<name>.png``)."""
     out = ["psnr_vs_cost"]
-    out += ["learning_curves"] * bool(config["grid"]["scratch_study"])
-    out += ["transfer"] * bool(transfer_sources(config))
-    return out + [f"examples/{d}" for d in config["datasets"]]
+    out += ["learning_curves"] * s.grid.scratch_study
+    out += ["transfer"] * bool(transfer_sources(s))
+    return out + [f"examples/{d}" for d in s.datasets]
 
 
-def extra_seeds(config: Mapping[str, Any], dataset: str | None = None) -> list[int]:
+def extra_seeds(s: StudySettings, dataset: str | None = None) -> list[int]:
     """The seeds each selected cell trains again with after selection
     (``grid.final_seeds`` - 1 of them, numbered after the sweep's ``grid.seeds``); given a
     ``dataset`` outside ``grid.seed_datasets``, none."""
-    chosen = config["grid"].get("seed_datasets")
+    chosen = s.grid.seed_datasets
     if dataset is not None and chosen is not None and dataset not in chosen:
         return []
-    first = max(config["grid"]["seeds"]) + 1
-    return [first + i for i in range(int(config["grid"].get("final_seeds", 1)) - 1)]
+    first = max(s.grid.seeds) + 1
+    return [first + i for i in range(s.grid.final_seeds - 1)]
 
 
-def transfer_targets(config: Mapping[str, Any], dataset: str) -> list[str]:
+def transfer_targets(s: StudySettings, dataset: str) -> list[str]:
     """The datasets whose test sets the models selected on ``dataset`` are applied to: every
     other dataset when ``evaluation.transfer`` is on, else none."""
-    if not config["evaluation"].get("transfer", False):
+    if not s.evaluation.transfer:
         return []
-    return [d for d in config["datasets"] if d != dataset]
+    return [d for d in s.datasets if d != dataset]
 
 
-def transfer_sources(config: Mapping[str, Any]) -> list[str]:
+def transfer_sources(s: StudySettings) -> list[str]:
     """The datasets whose selected models are applied elsewhere (none with transfer off)."""
-    return [d for d in config["datasets"] if transfer_targets(config, d)]
+    return [d for d in s.datasets if transfer_targets(s, d)]
 
 
-def parse_method(config: Mapping[str, Any], method: str) -> ModelMethod | None:
+def parse_method(s: StudySettings, method: str) -> ModelMethod | None:
     """The model behind ``method``, or None for a baseline (or a name that is no method)."""
-    models = config["models"]
+    models = s.models
     if method in models:
         return ModelMethod(method, "selected")
     if method.endswith("-zeroshot") and method.removesuffix("-zeroshot") in models:
@@ -120,21 +137,38 @@ def parse_method(config: Mapping[str, Any], method: str) -> ModelMethod | None:
     return None
 
 
-def method_kinds(config: Mapping[str, Any], dataset: str) -> dict[str, str]:
+def inference_tile(s: StudySettings, method: str) -> int | None:
+    """Tile side of a method's test-set inference: its model's own ``tile`` (null = whole
+    image) or ``evaluation.tile`` (also for methods that are not models)."""
+    parsed = parse_method(s, method)
+    return s.tile(parsed.model) if parsed else s.evaluation.tile
+
+
+def method_noise_level(s: StudySettings, method: str) -> dict[str, Any]:
+    """DRUNet's noise-level settings for a model method's test-set inference: the model's
+    ``noise_level``, with ``zero_shot_mode`` as the mode of its ``-zeroshot`` method when set."""
+    parsed = parse_method(s, method)
+    if parsed is None:
+        raise ConfigError(f"method {method!r}: not a model of this config")
+    noise = dataclasses.asdict(s.models[parsed.model].noise_level)
+    if parsed.variant == "zeroshot" and noise.get("zero_shot_mode"):
+        noise["mode"] = noise["zero_shot_mode"]
+    return noise
+
+
+def method_kinds(s: StudySettings, dataset: str) -> dict[str, str]:
     """The methods compared on ``dataset`` in the main table and their kind (``raw``,
     ``provided``, ``bm3d``, ``bm3d-vst``, ``model``): baselines, zero-shot and selected."""
     out = {"raw": "raw"}
-    out |= {
-        f"provided-{p}": "provided" for p in config["datasets"][dataset]["test"].get("provided", {})
-    }
-    if config["evaluation"]["bm3d"]:
+    out |= {f"provided-{p}": "provided" for p in s.datasets[dataset]["test"].get("provided", {})}
+    if s.evaluation.bm3d:
         out["bm3d"] = "bm3d"
-    if config["evaluation"]["bm3d_vst"]:
+    if s.evaluation.bm3d_vst:
         out["bm3d-vst"] = "bm3d-vst"
-    out |= {f"{m}-zeroshot": "model" for m in finetuned_models(config)}
-    return out | {m: "model" for m in config["models"]}
+    out |= {f"{m}-zeroshot": "model" for m in finetuned_models(s)}
+    return out | {m: "model" for m in s.models}
 
 
-def seed_methods(config: Mapping[str, Any], dataset: str) -> list[str]:
+def seed_methods(s: StudySettings, dataset: str) -> list[str]:
     """The extra seeds' methods evaluated on ``dataset`` (``<model>-seed<k>``)."""
-    return [f"{m}-seed{k}" for m in config["models"] for k in extra_seeds(config, dataset)]
+    return [f"{m}-seed{k}" for m in s.models for k in extra_seeds(s, dataset)]

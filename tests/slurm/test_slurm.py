@@ -21,6 +21,7 @@ import yaml
 from fmdenoise.config import load_config
 from fmdenoise.plan.usage import write_efficiency
 from fmdenoise.resources.calibration import shipped_table
+from fmdenoise.settings import StudySettings
 
 from ..conftest import LONG
 from ..helpers import (
@@ -34,6 +35,9 @@ from ..helpers import (
     snakemake_cmd,
     without_seeds,
 )
+
+#: the library takes the typed view of a validated config
+typed = StudySettings.from_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -87,7 +91,7 @@ def test_demo_through_slurm_matches_local_run(reduced_demo, slurm_env, tmp_path)
     cost = pd.read_csv(work / "results" / "demo" / "tables" / "cost.csv")
     assert set(cost["train_device"].dropna()) == {"cpu"}  # the fake GPU is not a CUDA device
     # the efficiency report of the cluster run: every job, measured against its request
-    out = write_efficiency(work, load_config(config), shipped_table())
+    out = write_efficiency(work, typed(load_config(config)), shipped_table())
     eff = pd.read_csv(out / "efficiency.csv")
     train = eff[eff["rule"] == "train"]
     assert len(train) == 6 and (train["req_gpu"] == 1).all() and (train["req_mem_mb"] == 2000).all()

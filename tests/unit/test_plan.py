@@ -17,15 +17,19 @@ import pytest
 import yaml
 
 from fmdenoise.cli import main
-from fmdenoise.config import load_config, study_datasets, transfer_source, validate
+from fmdenoise.config import load_config, validate
 from fmdenoise.errors import ConfigError
 from fmdenoise.models import GRAY_DEFAULTS
 from fmdenoise.plan.report import format_plan, make_plan
 from fmdenoise.resources.calibration import Calibration, write_table
 from fmdenoise.resources.requests import JobRequests
-from fmdenoise.study import finetuned_models
+from fmdenoise.settings import StudySettings
+from fmdenoise.study import finetuned_models, study_datasets, transfer_source
 
 from ..conftest import ROOT
+
+#: the library takes the typed view of a validated config
+typed = StudySettings.from_config
 
 HAND_TABLE = [
     {"kind": "flops", "name": "drunet", "device_type": "cpu", "value": 100.0, "unit": "GFLOP"},
@@ -103,7 +107,7 @@ def hand_table(tmp_path):
 
 
 def test_plan_matches_hand_computation(hand_table, tmp_path):
-    plan = make_plan(small_config(), Calibration.load(hand_table), workdir=tmp_path)
+    plan = make_plan(typed(small_config()), Calibration.load(hand_table), workdir=tmp_path)
     counts = {rule: s["jobs"] for rule, s in plan["rules"].items()}
     assert counts == {
         "download": 2, "extract": 1, "convert_checkpoint": 1, "ingest": 1, "patches": 1,
@@ -142,12 +146,12 @@ def test_plan_matches_hand_computation(hand_table, tmp_path):
     assert plan["disk_peak_gb"] == pytest.approx(plan["disk_gb"] + in_flight)
     config = small_config()
     config["planning"]["concurrent_jobs"] = 2  # the two largest: DRUNet runs
-    two = make_plan(config, Calibration.load(hand_table), workdir=tmp_path)
+    two = make_plan(typed(config), Calibration.load(hand_table), workdir=tmp_path)
     assert two["disk_peak_gb"] == pytest.approx(two["disk_gb"] + 2 * 1e6 * 16 / 1e9)
     # grid.keep_weights: selected: one candidate per model keeps its weights, the other's
     # become a 1 kB note (its weights are held until selection: the peak counts them)
     config["grid"]["keep_weights"] = "selected"
-    kept = make_plan(config, Calibration.load(hand_table), workdir=tmp_path)
+    kept = make_plan(typed(config), Calibration.load(hand_table), workdir=tmp_path)
     runs = (2 * 1e6 + 1e5) * 4 + 2 * 1e3  # DRUNet selected + scratch study, CARE selected
     assert kept["disk_gb_by_stage"]["runs"] == pytest.approx(runs / 1e9)
     assert kept["disk_awaiting_selection_gb"] == pytest.approx((1e6 + 1e5) * 4 / 1e9)
@@ -162,7 +166,7 @@ def test_plan_of_a_sweep_on_one_dataset_by_hand(hand_table, tmp_path):
     config = small_config()
     config["datasets"]["ds2"] = copy.deepcopy(config["datasets"]["ds"])
     config["grid"]["sweep_datasets"] = ["ds"]
-    plan = make_plan(validate(config), Calibration.load(hand_table), workdir=tmp_path)
+    plan = make_plan(typed(validate(config)), Calibration.load(hand_table), workdir=tmp_path)
     counts = {rule: s["jobs"] for rule, s in plan["rules"].items()}
     # drunet: 2 cells on ds + 1 on ds2 + 2 scratch studies; care: 2 + 1
     assert counts["train"] == 5 + 3 and counts["select"] == 4 and counts["studies"] == 2
@@ -180,7 +184,7 @@ def test_plan_of_a_sweep_on_one_dataset_by_hand(hand_table, tmp_path):
 def test_unmeasured_gpu_is_an_estimate_and_says_so(hand_table, tmp_path, capsys):
     table = [r for r in HAND_TABLE if not (r["kind"] == "train" and r["name"] == "drunet")]
     write_table(table, tmp_path / "partial.csv")
-    plan = make_plan(small_config(), Calibration.load(tmp_path / "partial.csv"), tmp_path)
+    plan = make_plan(typed(small_config()), Calibration.load(tmp_path / "partial.csv"), tmp_path)
     assert plan["rules"]["train"]["estimated"] and not plan["rules"]["predict"]["estimated"]
     assert len(plan["estimates"]) == 1 and "TFLOP/s" in plan["estimates"][0]
     # 3 x 100 GFLOP x 4 patches / (312 TFLOP/s x 0.25) per step
@@ -214,10 +218,10 @@ def test_measured_sizes_replace_expected_ones(hand_table, tmp_path):
         for role in ("low", "gt"):
             rows.append(f"i{i},{split},{role},x,2000,1000,float32,0,s")
     (data / "manifest.csv").write_text("\n".join(rows) + "\n")
-    plan = make_plan(config, Calibration.load(hand_table), workdir=tmp_path)
+    plan = make_plan(typed(config), Calibration.load(hand_table), workdir=tmp_path)
     assert plan["datasets"]["ds"] == {"source": "manifest", "train_mpx": 6.0, "test_mpx": 2.0}
     req = JobRequests(
-        {**config, "planning": {**config["planning"], "calibration": str(hand_table)}}
+        typed({**config, "planning": {**config["planning"], "calibration": str(hand_table)}})
     )
     # predict of DRUNet on the measured 2 Mpx test side: (2 s/Mpx x 2 Mpx + 30 s) x 1.5
     r = req.request("predict", {"method": "drunet", "dataset": "ds"}, str(data))
@@ -225,7 +229,7 @@ def test_measured_sizes_replace_expected_ones(hand_table, tmp_path):
     assert req.request("predict", {"method": "bm3d", "dataset": "ds"}, str(data))["gpu"] == 0
     config["resources"]["predict"]["runtime"] = 1
     req = JobRequests(
-        {**config, "planning": {**config["planning"], "calibration": str(hand_table)}}
+        typed({**config, "planning": {**config["planning"], "calibration": str(hand_table)}})
     )
     r = req.request("predict", {"method": "bm3d", "dataset": "ds"}, str(data))
     assert r["runtime"] == -(-(50 * 2 / 2) * 1.5 // 60)  # 50 s/Mpx x 2 Mpx / 2 CPUs, x 1.5
@@ -254,17 +258,21 @@ def test_plan_counts_equal_snakemake_dry_run(configfile, search, tmp_path):
         config["grid"]["search"] = "halving"
         configfile = tmp_path / "halving.yaml"
         configfile.write_text(yaml.safe_dump(config, sort_keys=False))
-    plan = make_plan(config, workdir=ROOT / "nonexistent")
+    plan = make_plan(typed(config), workdir=ROOT / "nonexistent")
     dry = snakemake_counts(configfile, tmp_path)
     dry.pop("all"), dry.pop("total")
     ours = {rule: s["jobs"] for rule, s in plan["rules"].items()}
     # the scratch/augmentation runs exist only after selection: snakemake -n cannot list them
     grid = config["grid"]
-    studies = len(finetuned_models(config)) * len(study_datasets(config)) * len(grid["seeds"])
+    studies = (
+        len(finetuned_models(typed(config)))
+        * len(study_datasets(typed(config)))
+        * len(grid["seeds"])
+    )
     studies *= grid["scratch_study"] + grid["augmentation_study"]
     ours["train"] -= studies
     # nor the runs of datasets outside grid.sweep_datasets (at the cell selected elsewhere)
-    swept = [d for d in config["datasets"] if transfer_source(config, d) is None]
+    swept = [d for d in config["datasets"] if transfer_source(typed(config), d) is None]
     ours["train"] -= len(config["models"]) * (len(config["datasets"]) - len(swept))
     if search == "halving":  # only rung 0 is known before the first promotion
         cells = len(grid["losses"]) * len(grid["learning_rates"]) * len(grid["seeds"])
@@ -380,7 +388,7 @@ def test_cpu_rehearsal_tiles_whole_image_models_to_fit_the_machine():
 
     def predict_mb(cfg):
         wildcards = {"dataset": "nucleus", "method": "restormer"}
-        return JobRequests(cfg).request("predict", wildcards, "/nonexistent")["mem_mb"]
+        return JobRequests(typed(cfg)).request("predict", wildcards, "/nonexistent")["mem_mb"]
 
     cfg = rehearsal.rehearsal_config(config, "http://127.0.0.1:1", opts)
     whole = predict_mb(cfg)
@@ -427,7 +435,7 @@ def test_rehearsal_rates_are_per_megapixel_processed(tmp_path):
         {"rule": "predict", "job": [f"predict/{m}/nucleus" for m in methods],
          "max_rss_mb": [900.0, 9000.0, 2000.0], "seconds": [1.0, 1.0, 1.0]}
     )  # fmt: skip
-    rows = {r["name"]: r for r in _inference_rows(results, config, jobs)}
+    rows = {r["name"]: r for r in _inference_rows(results, typed(config), jobs)}
     assert tiling_overhead(2048**2, 512, 64) == 1.5625  # 5 tiles per side: 2560^2 / 2048^2
     assert rows["drunet"]["value"] == pytest.approx(100.0 / 1.5625)
     assert rows["drunet"]["mpx"] == pytest.approx(512**2 / 1e6)
@@ -498,8 +506,8 @@ def test_cpu_rehearsal_prices_its_jobs_with_this_machines_rates(tmp_path, monkey
 
     assert others(here) == others(shipped)
     cfg = rehearsal.rehearsal_config(config, "http://x", rehearsal.reduced_options())
-    before = CostModel(cfg, shipped).predict("kbnet", "model", 1.0, 512 * 512, "cpu", 2)
-    after = CostModel(cfg, here).predict("kbnet", "model", 1.0, 512 * 512, "cpu", 2)
+    before = CostModel(typed(cfg), shipped).predict("kbnet", "model", 1.0, 512 * 512, "cpu", 2)
+    after = CostModel(typed(cfg), here).predict("kbnet", "model", 1.0, 512 * 512, "cpu", 2)
     assert after.seconds - 10 == pytest.approx(1.5 * (before.seconds - 10), rel=1e-5)
 
     # run(): measured before the rehearsal config is written, which then prices with it

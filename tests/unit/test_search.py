@@ -5,6 +5,7 @@ config checks and the plan's price of a halving search."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from fmdenoise.models.checkpoints import load_model
 from fmdenoise.plan.report import make_plan
 from fmdenoise.resources.calibration import Calibration
 from fmdenoise.resources.estimates import CostModel
+from fmdenoise.settings import StudySettings
 from fmdenoise.train.loop import train, train_rung
 from fmdenoise.train.search import (
     DROPPED_STATE,
@@ -40,6 +42,9 @@ from fmdenoise.train.setup import Cell
 
 from ..conftest import ROOT
 from .test_training import MODEL, TRAINING
+
+#: the library takes the typed view of a validated config
+typed = StudySettings.from_config
 
 
 def test_rung_budgets_grow_by_eta_up_to_the_full_budget():
@@ -123,9 +128,9 @@ def test_stratified_promotion_keeps_a_late_bloomer_loss():
 
 def test_explicit_budgets_and_stratified_rungs_from_the_config():
     cfg = real_config(budgets=[2500, 9000], stratify="loss", stratify_rungs=1)
-    assert config_budgets(cfg) == [2500, 9000, 20000]
-    assert [stratum(cfg, r) for r in range(2)] == ["loss", None]
-    assert stratum(real_config(stratify="loss"), 1) == "loss"  # null: every rung
+    assert config_budgets(typed(cfg)) == [2500, 9000, 20000]
+    assert [stratum(typed(cfg), r) for r in range(2)] == ["loss", None]
+    assert stratum(typed(real_config(stratify="loss")), 1) == "loss"  # null: every rung
     with pytest.raises(ConfigError, match=r"budgets: 2600 is not a multiple"):
         real_config(budgets=[2600])
     with pytest.raises(ConfigError, match="must increase and stay below"):
@@ -207,7 +212,7 @@ def test_promoted_cell_continues_bit_identical_to_an_uninterrupted_run(tmp_path)
     assert not (rung_dir / "last.pt").exists()
     assert torch.load(previous, weights_only=True)["reason"] == "continued by train"
     with pytest.raises(FmdenoiseError, match=r"dropped \(continued by train\).*delete"):
-        train(CELL, {**MODEL}, TRAINING, patches, tmp_path / "again", start_from=previous)
+        train(CELL, MODEL, TRAINING, patches, tmp_path / "again", start_from=previous)
 
 
 def test_rung_after_early_stop_trains_nothing(tmp_path, monkeypatch):
@@ -222,7 +227,7 @@ def test_rung_after_early_stop_trains_nothing(tmp_path, monkeypatch):
         lambda *a, **k: {"val_loss": 1.0, "val_psnr": 30.0 - next(calls), "val_ssim": 0.5},
     )
     patches = toy(tmp_path)
-    cfg = {**TRAINING, "patience": 1, "val_every": 5}
+    cfg = dataclasses.replace(TRAINING, patience=1, val_every=5)
     s0 = train_rung(
         CELL, MODEL, cfg, patches, tmp_path, rung=0, budget=20,
         state_out=tmp_path / "rung0.pt", summary_out=tmp_path / "rung0.json", threads=1,
@@ -241,7 +246,7 @@ def test_start_from_another_configuration_is_refused(tmp_path):
         CELL, MODEL, TRAINING, patches, tmp_path / "a", rung=0, budget=10,
         state_out=tmp_path / "a" / "rung0.pt", summary_out=tmp_path / "a" / "r.json", threads=1,
     )  # fmt: skip
-    other = {**TRAINING, "steps": 50}
+    other = dataclasses.replace(TRAINING, steps=50)
     with pytest.raises(Exception, match=r"rung0\.pt: not a state of this run"):
         train_rung(
             CELL, MODEL, other, patches, tmp_path / "b", rung=1, budget=20,
@@ -344,13 +349,13 @@ def test_min_steps_must_end_on_a_validation():
         "stratify_rungs": None,
         "budgets": None,
     }
-    assert grid_order(real_config())[:2] == [("mae", 0.001, 0), ("mae", 0.0003, 0)]
+    assert grid_order(typed(real_config()))[:2] == [("mae", 0.001, 0), ("mae", 0.0003, 0)]
 
 
 def test_plan_prices_halving_at_under_0_4_of_the_full_grid():
     full_cfg = full_config()
-    full = make_plan(full_cfg)
-    half = make_plan(real_config())
+    full = make_plan(typed(full_cfg))
+    half = make_plan(typed(real_config()))
     ratio = half["gpu_hours"] / full["gpu_hours"]
     assert ratio <= 0.4, ratio
     # 16 cells per model and dataset: 16 at 2500 steps, 5 to 7500, 1 to 20000
@@ -364,7 +369,7 @@ def test_plan_prices_halving_at_under_0_4_of_the_full_grid():
     json.dumps(halved)  # JSON-able
     # config.yaml's own search: learning rates raced within each loss at 4,500 steps, the four
     # losses' winners at 9,000, the best to 20,000: 16 + 4 rung jobs and 1 final per pair
-    ours = make_plan(search_only(load_config(ROOT / "config.yaml")))
+    ours = make_plan(typed(search_only(load_config(ROOT / "config.yaml"))))
     assert ours["rules"]["rung"]["jobs"] == n_pairs * (16 + 4)
     assert ours["rules"]["train"]["jobs"] == full["rules"]["train"]["jobs"] - 15 * n_pairs
     assert ours["gpu_hours"] / full["gpu_hours"] <= 0.4
@@ -375,7 +380,7 @@ def test_plan_prices_halving_at_under_0_4_of_the_full_grid():
     runs = ours["disk_gb_by_stage"]["runs"]
     assert runs == pytest.approx(full["disk_gb_by_stage"]["runs"] + notes), runs
     assert runs < 30 and ours["disk_gb"] < 150
-    costs = CostModel(ours_cfg := load_config(ROOT / "config.yaml"), Calibration.load())
+    costs = CostModel(typed(ours_cfg := load_config(ROOT / "config.yaml")), Calibration.load())
     params = sum(costs.parameters(m) for m in ours_cfg["models"])
     held = len(ours_cfg["datasets"]) * 16 * 16 * params / 1e9
     assert ours["disk_awaiting_selection_gb"] == pytest.approx(held)

@@ -9,6 +9,7 @@ import pytest
 
 from fmdenoise.config import load_config, validate
 from fmdenoise.plan.report import make_plan
+from fmdenoise.settings import StudySettings
 from fmdenoise.study import (
     ModelMethod,
     extra_seeds,
@@ -21,6 +22,9 @@ from fmdenoise.study import (
 
 from ..conftest import ROOT
 
+#: the library takes the typed view of a validated config
+typed = StudySettings.from_config
+
 
 @pytest.fixture(scope="module")
 def real():
@@ -28,47 +32,52 @@ def real():
 
 
 def test_method_names(real):
-    assert parse_method(real, "kbnet") == ModelMethod("kbnet", "selected")
-    assert parse_method(real, "kbnet-zeroshot") == ModelMethod("kbnet", "zeroshot")
-    assert parse_method(real, "care-seed2") == ModelMethod("care", "seed", seed=2)
+    assert parse_method(typed(real), "kbnet") == ModelMethod("kbnet", "selected")
+    assert parse_method(typed(real), "kbnet-zeroshot") == ModelMethod("kbnet", "zeroshot")
+    assert parse_method(typed(real), "care-seed2") == ModelMethod("care", "seed", seed=2)
     for baseline in ("raw", "bm3d", "bm3d-vst", "provided-care", "nomodel-seed1", "care-seedx"):
-        assert parse_method(real, baseline) is None, baseline
-    kinds = method_kinds(real, "nucleus")
+        assert parse_method(typed(real), baseline) is None, baseline
+    kinds = method_kinds(typed(real), "nucleus")
     assert kinds["care"] == "model" and kinds["bm3d-vst"] == "bm3d-vst"
     assert "care-zeroshot" not in kinds  # CARE has no published weights
 
 
 def test_extra_seeds_follow_the_sweeps(real):
     """config.yaml: 3 seeds in all, the selection's (0) and two more numbered after it."""
-    assert real["grid"]["final_seeds"] == 3 and extra_seeds(real) == [1, 2]
-    assert seed_methods(real, "nucleus") == [f"{m}-seed{k}" for m in real["models"] for k in (1, 2)]
+    assert real["grid"]["final_seeds"] == 3 and extra_seeds(typed(real)) == [1, 2]
+    assert seed_methods(typed(real), "nucleus") == [
+        f"{m}-seed{k}" for m in real["models"] for k in (1, 2)
+    ]
     cfg = copy.deepcopy(real)
     cfg["grid"].update(seeds=[0, 5], final_seeds=2)
-    assert extra_seeds(validate(cfg)) == [6]
+    assert extra_seeds(typed(validate(cfg))) == [6]
     cfg["grid"]["seed_datasets"] = ["nucleus"]  # the demo's way to stay within its time
-    assert extra_seeds(validate(cfg), "nucleus") == [6] and extra_seeds(cfg, "actin-confocal") == []
-    assert seed_methods(cfg, "actin-confocal") == []
+    assert (
+        extra_seeds(typed(validate(cfg)), "nucleus") == [6]
+        and extra_seeds(typed(cfg), "actin-confocal") == []
+    )
+    assert seed_methods(typed(cfg), "actin-confocal") == []
     cfg["grid"]["final_seeds"] = 1
-    assert extra_seeds(validate(cfg)) == [] and seed_methods(cfg, "nucleus") == []
+    assert extra_seeds(typed(validate(cfg))) == [] and seed_methods(typed(cfg), "nucleus") == []
 
 
 def test_transfer_targets(real):
     names = list(real["datasets"])
-    assert transfer_targets(real, names[0]) == names[1:]
-    assert transfer_sources(real) == names
+    assert transfer_targets(typed(real), names[0]) == names[1:]
+    assert transfer_sources(typed(real)) == names
     cfg = copy.deepcopy(real)
     cfg["evaluation"]["transfer"] = False
-    assert transfer_targets(cfg, names[0]) == [] and transfer_sources(cfg) == []
+    assert transfer_targets(typed(cfg), names[0]) == [] and transfer_sources(typed(cfg)) == []
 
 
 def test_plan_prices_the_extra_seeds_and_transfer(real):
     """Per model and dataset, 2 more train jobs (after selection) and 2 more predict and
     metrics jobs; per model and dataset one transfer job predicting the other 9 test sets."""
-    plan = make_plan(real)
+    plan = make_plan(typed(real))
     cfg = copy.deepcopy(real)
     cfg["grid"]["final_seeds"] = 1
     cfg["evaluation"]["transfer"] = False
-    base = make_plan(validate(cfg))
+    base = make_plan(typed(validate(cfg)))
     pairs = len(real["models"]) * len(real["datasets"])
     rules, before = plan["rules"], base["rules"]
     assert rules["train"]["jobs"] == before["train"]["jobs"] + 2 * pairs

@@ -20,8 +20,12 @@ from fmdenoise.plan.site import (
     parse_time,
 )
 from fmdenoise.resources.time_limits import chain, chained_retries, rule_chain
+from fmdenoise.settings import StudySettings
 
 from ..conftest import ROOT
+
+#: the library takes the typed view of a validated config
+typed = StudySettings.from_config
 
 
 def test_chain_by_hand():
@@ -43,20 +47,20 @@ def real(**train):
 
 def test_rule_chain_reads_the_config_and_retries_grow():
     cfg = real(time_limit=240, signal_lead=600)  # runtime 1440 in config.yaml
-    assert rule_chain(cfg, "train", 1440).submissions == 7
-    assert rule_chain(cfg, "rung", 1440).submissions == 7  # rung jobs are training jobs
-    assert chained_retries(cfg, "train", 2, 1440) == 2 + 6
-    assert chained_retries(real(), "train", 2, 1440) == 2  # no limit: as before
+    assert rule_chain(typed(cfg), "train", 1440).submissions == 7
+    assert rule_chain(typed(cfg), "rung", 1440).submissions == 7  # rung jobs are training jobs
+    assert chained_retries(typed(cfg), "train", 2, 1440) == 2 + 6
+    assert chained_retries(typed(real()), "train", 2, 1440) == 2  # no limit: as before
     with pytest.raises(ConfigError, match=r"resources\.train\.signal_lead: 600 s"):
-        rule_chain(real(time_limit=10, signal_lead=600), "train", 60)
+        rule_chain(typed(real(time_limit=10, signal_lead=600)), "train", 60)
 
 
 def test_plan_shows_chained_submissions():
-    plan = make_plan(real(time_limit=240))
+    plan = make_plan(typed(real(time_limit=240)))
     train = plan["rules"]["train"]
     assert train["chained"] == 7 and train["submissions"] == 7 * train["jobs"]
     assert train["runtime_request_h"] == 4.0
-    free = make_plan(real())
+    free = make_plan(typed(real()))
     # rung jobs (config.yaml's halving search) are training jobs too: they chain alike
     rung = plan["rules"]["rung"]
     extra = (rung["submissions"] - rung["jobs"]) if rung["chained"] > 1 else 0
@@ -98,7 +102,7 @@ def test_sinfo_time_limits_parsed():
 
 def test_plan_says_what_does_not_fit_the_site():
     cfg = real(slurm_partition="gpu4h")  # train asks 1440 min of a 4 h partition
-    plan = make_plan(cfg, partitions=parse_sinfo(SINFO))
+    plan = make_plan(typed(cfg), partitions=parse_sinfo(SINFO))
     notes = plan["site"]["notes"]
     assert any(
         n.startswith("train: runtime request 1440 min exceeds partition 'gpu4h'")
@@ -106,9 +110,11 @@ def test_plan_says_what_does_not_fit_the_site():
         for n in notes
     ), notes
     assert "DOES NOT FIT: train:" in format_plan(plan)
-    fitted = make_plan(real(slurm_partition="gpu4h", time_limit=240), partitions=parse_sinfo(SINFO))
+    fitted = make_plan(
+        typed(real(slurm_partition="gpu4h", time_limit=240)), partitions=parse_sinfo(SINFO)
+    )
     assert not [n for n in fitted["site"]["notes"] if n.startswith("train")]
-    missing = make_plan(real(slurm_partition="a100"), partitions=parse_sinfo(SINFO))
+    missing = make_plan(typed(real(slurm_partition="a100")), partitions=parse_sinfo(SINFO))
     assert "train: partition 'a100' is not on this site (sinfo)" in missing["site"]["notes"]
 
 
@@ -137,7 +143,7 @@ def test_plan_names_requests_no_node_can_hold():
     """train asks 8 CPUs, 32 GB, 1 GPU: none on the CPU-only default partition, fits gpu4h;
     on `long` (8 CPUs, 32 GB, no GPU) the GPU is what is missing."""
     nodes = parse_sinfo_nodes(SINFO_NODES)
-    plan = make_plan(real(), nodes=nodes)
+    plan = make_plan(typed(real()), nodes=nodes)
     notes = [n for n in plan["site"]["notes"] if n.startswith("train:")]
     assert notes == [
         "train: a job asks for 8 CPUs, 32000 MB and 1 GPU(s); no node of the default partition "
@@ -147,9 +153,9 @@ def test_plan_names_requests_no_node_can_hold():
     ]
     assert "DOES NOT FIT: train: a job asks for 8 CPUs" in format_plan(plan)
     assert "SLURM node shapes (sinfo -e): cpu 64 CPUs/256000 MB/0 GPUs" in format_plan(plan)
-    fits = make_plan(real(slurm_partition="gpu4h"), nodes=nodes)
+    fits = make_plan(typed(real(slurm_partition="gpu4h")), nodes=nodes)
     assert not [n for n in fits["site"]["notes"] if n.startswith("train:")]
-    no_gpu = make_plan(real(slurm_partition="long"), nodes=nodes)
+    no_gpu = make_plan(typed(real(slurm_partition="long")), nodes=nodes)
     assert any(n.startswith("train:") and "no node of partition 'long'" in n
                for n in no_gpu["site"]["notes"])  # fmt: skip
 
@@ -198,6 +204,8 @@ def test_queue_limits_from_scontrol_sacctmgr_and_config(monkeypatch):
 
 
 def test_plan_prints_the_queue_bound():
-    plan = make_plan(real(), partitions={}, queue={"MaxSubmitJobs": {"value": 40, "from": "x"}})
+    plan = make_plan(
+        typed(real()), partitions={}, queue={"MaxSubmitJobs": {"value": 40, "from": "x"}}
+    )
     assert plan["site"]["jobs"] == 40
     assert "submit with --jobs 40" in format_plan(plan)

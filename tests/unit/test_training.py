@@ -18,6 +18,7 @@ from fmdenoise.data.synthetic import write_toy_patches
 from fmdenoise.evaluate.metrics import ssim
 from fmdenoise.io import write_json
 from fmdenoise.models.checkpoints import load_model
+from fmdenoise.settings import ModelSettings, TrainingSettings
 from fmdenoise.train.augment import augment_pair, dihedral
 from fmdenoise.train.losses import NAMES, get_loss
 from fmdenoise.train.selection import select_cell
@@ -100,12 +101,14 @@ def test_selection_reads_validation_only(tmp_path):
 
 # ----------------------------------------------------------------------------- the loop
 
-MODEL = {
+#: a model's and the training's config sections as validated (what the schema fills in too)
+MODEL_SECTION = {
     "arch": "drunet",
     "kwargs": {"nc": [8, 16, 16, 16], "nb": 1},
-    "noise_level": {"mode": "fixed", "sigma": 0.1},
+    "pretrained": {"source": "none", "format": "fmdenoise"},
+    "noise_level": {"mode": "fixed", "sigma": 0.1, "zero_shot_mode": None},
 }
-TRAINING = {
+TRAINING_SECTION = {
     "steps": 40,
     "batch_size": 4,
     "optimizer": "adamw",
@@ -118,10 +121,13 @@ TRAINING = {
     "ssim_l1_weight": 0.84,
     "compile": False,
 }
+MODEL = ModelSettings.from_dict(MODEL_SECTION)
+TRAINING = TrainingSettings.from_dict(TRAINING_SECTION)
 
 SCRIPT = textwrap.dedent("""
     import logging, sys, time
     from fmdenoise.train.loop import train
+    from fmdenoise.settings import ModelSettings, TrainingSettings
     from fmdenoise.train.setup import Cell
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     import fmdenoise.train.loop as t
@@ -131,13 +137,14 @@ SCRIPT = textwrap.dedent("""
         return slow(self, i)
     t.StepBatches.__getitem__ = paced
     cell = Cell("drunet", "toy", "mae", 1e-3, "scratch", "rot", 0)
-    train(cell, {model}, {training}, sys.argv[1], sys.argv[2], threads=1)
+    model, training = ModelSettings.from_dict({model}), TrainingSettings.from_dict({training})
+    train(cell, model, training, sys.argv[1], sys.argv[2], threads=1)
 """)
 
 
 def run_training(tmp_path, patches, out, pause=0.0):
     script = tmp_path / "train_toy.py"
-    script.write_text(SCRIPT.format(model=repr(MODEL), training=repr(TRAINING)))
+    script.write_text(SCRIPT.format(model=repr(MODEL_SECTION), training=repr(TRAINING_SECTION)))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         [sys.executable, str(script), str(patches), str(out), str(pause)],

@@ -15,9 +15,13 @@ import yaml
 
 from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser
+from fmdenoise.settings import StudySettings
 from fmdenoise.train.pretrain import held_out_gain, pretrain
 
 from ..helpers import DEMO, ROOT, job_counts, ran, snakemake
+
+#: the library takes the typed view of a validated config
+typed = StudySettings.from_config
 
 DATASETS = ("actin-demo", "mito-demo", "nucleus-demo")
 
@@ -295,7 +299,7 @@ def test_plan_counts_every_job_that_ran(reduced_demo):
     from fmdenoise.plan.report import make_plan
 
     work, config, output = reduced_demo
-    plan = make_plan(load_config(config), workdir=work)
+    plan = make_plan(typed(load_config(config)), workdir=work)
     planned = {rule: s["jobs"] for rule, s in plan["rules"].items()}
     assert ran(output) == planned
 
@@ -312,7 +316,7 @@ def test_plan_disk_and_files_match_a_finished_run(reduced_demo):
     work, config, _ = reduced_demo
     res = work / "results" / "demo"
     assert not list((res / "runs").rglob("last.pt"))
-    plan = make_plan(load_config(config), workdir=work)
+    plan = make_plan(typed(load_config(config)), workdir=work)
     seen, used = set(), 0
     for path in res.rglob("*"):
         st = path.lstat()

@@ -15,8 +15,12 @@ from fmdenoise.plan.jobs import study_jobs
 from fmdenoise.resources.calibration import Calibration, shipped_table
 from fmdenoise.resources.estimates import CostModel
 from fmdenoise.resources.sizes import dataset_sizes
+from fmdenoise.settings import StudySettings
 
 from ..conftest import ROOT
+
+#: the library takes the typed view of a validated config
+typed = StudySettings.from_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
@@ -79,9 +83,13 @@ def test_real_requests_cover_the_rehearsal_extrapolated(rehearsed):
     config's requests (priced with the shipped table x margin) for every measured figure."""
     _, _, out = rehearsed
     real = load_config(ROOT / "config.yaml")
-    sizes = dataset_sizes(real, "/nonexistent")
-    measured = study_jobs(real, sizes, CostModel(real, Calibration.load(out / "calibration.csv")))
-    shipped = study_jobs(real, sizes, CostModel(real, Calibration.load(shipped_table())))
+    sizes = dataset_sizes(typed(real), "/nonexistent")
+    measured = study_jobs(
+        typed(real), sizes, CostModel(typed(real), Calibration.load(out / "calibration.csv"))
+    )
+    shipped = study_jobs(
+        typed(real), sizes, CostModel(typed(real), Calibration.load(shipped_table()))
+    )
     checked = 0
     for need, planned in zip(measured, shipped, strict=True):
         assert (need.rule, need.label) == (planned.rule, planned.label)

@@ -158,8 +158,8 @@ def write_source_archive(cfg: Mapping[str, Any], path: str | Path) -> Path:
                 for name, data in files.items():
                     zf.writestr(zipfile.ZipInfo(name, date_time=(2021, 1, 1, 0, 0, 0)), data)
         else:
-            mode = "w:gz" if path.name.endswith(("gz", "tgz")) else "w"
-            with tarfile.open(tmp, mode) as tf:
+            gz = path.name.endswith(("gz", "tgz"))
+            with tarfile.open(tmp, "w:gz") if gz else tarfile.open(tmp, "w") as tf:
                 for name, data in files.items():
                     info = tarfile.TarInfo(name)
                     info.size, info.mtime, info.mode = len(data), 0, 0o644

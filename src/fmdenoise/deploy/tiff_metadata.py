@@ -58,7 +58,7 @@ def read_tiff(path: str | Path) -> TiffImage:
             series = tf.series[0]
             axes = series.axes
             data = series.asarray()
-            page = tf.pages[0]
+            page = tf.pages.first  # a TiffPage (the first page is never a TiffFrame)
             tags = page.tags
             resolution = None
             if "XResolution" in tags and "YResolution" in tags:

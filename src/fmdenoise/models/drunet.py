@@ -36,6 +36,15 @@ class ResBlock(nn.Module):
 class DRUNet(nn.Module):
     """KAIR ``UNetRes`` with its official constructor arguments."""
 
+    # the levels are set by name in a loop (KAIR's key names); declared for the type checker
+    m_down1: nn.Sequential
+    m_down2: nn.Sequential
+    m_down3: nn.Sequential
+    m_body: nn.Module
+    m_up3: nn.Sequential
+    m_up2: nn.Sequential
+    m_up1: nn.Sequential
+
     def __init__(
         self,
         in_nc: int = 2,

@@ -28,7 +28,7 @@ class _LayerNormWeight(nn.Module):
     def __init__(self, dim: int, with_bias: bool) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
-        self.bias = nn.Parameter(torch.zeros(dim)) if with_bias else None
+        self.bias: nn.Parameter | None = nn.Parameter(torch.zeros(dim)) if with_bias else None
 
 
 class LayerNorm(nn.Module):
@@ -42,8 +42,9 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
         w = self.body.weight.view(1, -1, 1, 1)
-        if self.with_bias:
-            return (x - mean) * torch.rsqrt(var + 1e-5) * w + self.body.bias.view(1, -1, 1, 1)
+        bias = self.body.bias
+        if bias is not None:  # WithBias
+            return (x - mean) * torch.rsqrt(var + 1e-5) * w + bias.view(1, -1, 1, 1)
         return x * torch.rsqrt(var + 1e-5) * w
 
 

@@ -13,21 +13,20 @@ the largest measured/requested ratios, :func:`calibration_rows` turns the predic
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fmdenoise.config import inference_tile
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.tiling import tiling_overhead
 from fmdenoise.io import write_text
 from fmdenoise.process import REQUEST_SUFFIX
 from fmdenoise.resources.calibration import Calibration, replace_rows, write_table
 from fmdenoise.resources.estimates import FIXED_SECONDS
-from fmdenoise.study import parse_method
+from fmdenoise.settings import StudySettings
+from fmdenoise.study import inference_tile, parse_method
 
 #: what a rehearsal changed to fit the machine (written beside its report, added to the summary)
 NOTES = "rehearsal_notes.txt"
@@ -88,7 +87,7 @@ def collect(workdir: Path, results: Path) -> pd.DataFrame:
 
 
 def calibration_rows(
-    workdir: Path, config: Mapping[str, Any], jobs: pd.DataFrame
+    workdir: Path, settings: StudySettings, jobs: pd.DataFrame
 ) -> list[dict[str, Any]]:
     """Calibration rows measured by the rehearsal: inference and BM3D s/Mpx from the
     predictions' ``timing.json`` (compute only), and the data rules' s/Mpx from their benchmark
@@ -97,17 +96,17 @@ def calibration_rows(
     start-up and its per-megapixel rate is not measured, so ``fmdenoise calibrate``'s row stays.
     Training steps come from ``fmdenoise calibrate`` too: a rehearsal's few steps are dominated
     by loading and validation."""
-    results = workdir / config["results"]
-    return _data_rule_rows(results, config, jobs) + _inference_rows(results, config, jobs)
+    results = workdir / settings.results
+    return _data_rule_rows(results, settings, jobs) + _inference_rows(results, settings, jobs)
 
 
 def _data_rule_rows(
-    results: Path, config: Mapping[str, Any], jobs: pd.DataFrame
+    results: Path, settings: StudySettings, jobs: pd.DataFrame
 ) -> list[dict[str, Any]]:
     """ingest / patches / metrics s/Mpx where the work outweighs the start-up."""
     rows: list[dict[str, Any]] = []
     mpx: dict[str, dict[str, float]] = {}
-    for name in config["datasets"]:
+    for name in settings.datasets:
         m = pd.read_csv(results / "data" / name / "manifest.csv")
         low = m[m["role"] == "low"]
         px = (low["height"] * low["width"]) / 1e6
@@ -139,7 +138,7 @@ def _data_rule_rows(
 
 
 def _inference_rows(
-    results: Path, config: Mapping[str, Any], jobs: pd.DataFrame
+    results: Path, settings: StudySettings, jobs: pd.DataFrame
 ) -> list[dict[str, Any]]:
     """Inference and BM3D s/Mpx from the predictions' timing.json, with the job's peak RSS
     (models only at their published full size, the size the table's rows describe)."""
@@ -154,12 +153,12 @@ def _inference_rows(
         if method.startswith("bm3d"):
             arch = method
         else:
-            parsed = parse_method(config, method)
+            parsed = parse_method(settings, method)
             if parsed is None:
                 continue  # a folder left by another config
-            model = config["models"][parsed.model]
-            arch = model["arch"]
-            if dict(model.get("kwargs", {})) != FULL_SIZE[arch]:
+            model = settings.models[parsed.model]
+            arch = model.arch
+            if dict(model.kwargs) != FULL_SIZE[arch]:
                 continue  # the table's model rows are for the published sizes (the demo's aren't)
         job = jobs[jobs["job"] == f"predict/{method}/{timing.parent.name}"]
         peak = float(job["max_rss_mb"].max()) if len(job) else float("nan")
@@ -205,12 +204,12 @@ def summarize(jobs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def write_measured(workdir: Path, config: Mapping[str, Any], base_table: Path, stem: str) -> Path:
+def write_measured(workdir: Path, settings: StudySettings, base_table: Path, stem: str) -> Path:
     """``<stem>.csv`` (per job), ``<stem>_summary.md`` (per rule, measured vs requested) and
     ``calibration.csv`` (the base table plus the measured rows) in the results folder of a
     run in ``workdir``; returns that folder."""
-    out = workdir / config["results"]
-    jobs = collect(workdir, Path(config["results"]))
+    out = workdir / settings.results
+    jobs = collect(workdir, Path(settings.results))
     if jobs.empty:
         raise FmdenoiseError(
             f"{out}: no finished job with a request record (benchmarks/*{REQUEST_SUFFIX}): "
@@ -218,10 +217,10 @@ def write_measured(workdir: Path, config: Mapping[str, Any], base_table: Path, s
         )
     write_text(out / f"{stem}.csv", jobs.to_csv(index=False))
     summary = summarize(jobs)
-    batch = config["training"]["batch_size"]
+    batch = settings.training.batch_size
     text = summary.to_markdown(index=False, floatfmt=".3g")
     text += f"\n\ntraining batch size in this {stem}: {batch}\n"
-    tiles = {m: inference_tile(dict(config), m) for m in config["models"]}
+    tiles = {m: inference_tile(settings, m) for m in settings.models}
     text += f"inference tile per model (px; None = whole image): {tiles}\n"
     notes = out / NOTES
     if notes.is_file() and notes.read_text().strip():
@@ -231,7 +230,7 @@ def write_measured(workdir: Path, config: Mapping[str, Any], base_table: Path, s
     rows = [r for r in base if not str(r.get("source") or "").startswith(stem)]
     measured = [
         {**r, "source": str(r["source"]).replace("rehearsal", stem, 1)}
-        for r in calibration_rows(workdir, config, jobs)
+        for r in calibration_rows(workdir, settings, jobs)
     ]
     write_table(replace_rows(rows, measured), out / "calibration.csv")
     return out

@@ -12,10 +12,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from fmdenoise.config import study_datasets, transfer_source
 from fmdenoise.resources.estimates import CostModel, Estimate, request
 from fmdenoise.resources.sizes import DatasetSize
 from fmdenoise.resources.time_limits import RESOURCES_OF
+from fmdenoise.settings import StudySettings
 from fmdenoise.study import (
     VALIDATION_TABLES,
     extra_seeds,
@@ -25,7 +25,9 @@ from fmdenoise.study import (
     method_kinds,
     run_path,
     seed_methods,
+    study_datasets,
     tables,
+    transfer_source,
     transfer_targets,
 )
 from fmdenoise.train.search import cells_per_rung, config_budgets, halving, stratum
@@ -80,12 +82,12 @@ class JobBuilder:
 
     def __init__(
         self,
-        config: Mapping[str, Any],
+        settings: StudySettings,
         sizes: Mapping[str, DatasetSize],
         costs: CostModel,
         listed: Mapping[str, float] | None = None,
     ):
-        self.config, self.sizes, self.costs = config, sizes, costs
+        self.settings, self.sizes, self.costs = settings, sizes, costs
         self.listed = listed or {}
         self.jobs: list[Job] = []
 
@@ -110,7 +112,7 @@ class JobBuilder:
             label,
             stage,
             est,
-            request(self.config, RESOURCES_OF.get(rule, rule), est, gpu=gpu),
+            request(self.settings, RESOURCES_OF.get(rule, rule), est, gpu=gpu),
             disk,
             GROUPS.get(rule),
             transient,
@@ -124,9 +126,9 @@ class JobBuilder:
         """The sizes of the datasets ``archive`` holds: the config's datasets from it, or every
         dataset the demo's synthetic source was made with (a reduced config uses fewer)."""
         sizes = [
-            self.sizes[d] for d, ds in self.config["datasets"].items() if ds["source"] == archive
+            self.sizes[d] for d, ds in self.settings.datasets.items() if ds["source"] == archive
         ]
-        synth = self.config.get("synthetic_source")
+        synth = self.settings.config.get("synthetic_source")
         if synth and sizes:  # one synthetic archive; its datasets share one shape
             return sizes[:1] * len(synth["datasets"])
         return sizes
@@ -143,18 +145,16 @@ class JobBuilder:
         return size.data_mpx * 1e6 * 4
 
     def data_stage(self) -> None:
-        c, costs = self.config, self.costs
-        downloads = c["downloads"]
-        folders = [
-            d for d, ds in c["datasets"].items() if downloads[ds["source"]]["kind"] == "folder"
-        ]
-        archives = sorted({ds["source"] for d, ds in c["datasets"].items() if d not in folders})
+        s, costs = self.settings, self.costs
+        downloads = s.config["downloads"]
+        folders = [d for d, ds in s.datasets.items() if downloads[ds["source"]]["kind"] == "folder"]
+        archives = sorted({ds["source"] for d, ds in s.datasets.items() if d not in folders})
         checkpoints = {
-            m: cfg["pretrained"]["download"]
-            for m, cfg in c["models"].items()
-            if cfg["pretrained"]["source"] == "download"
+            m: str(cfg.pretrained.download)
+            for m, cfg in s.models.items()
+            if cfg.pretrained.source == "download"
         }
-        if c.get("synthetic_source"):  # the archive the demo then downloads from itself
+        if s.config.get("synthetic_source"):  # the archive the demo then downloads from itself
             nbytes = sum(self.archive_bytes(a) for a in archives)
             self.add("synthetic_source", "synthetic", "downloads", costs.small(), nbytes)
         for name in archives:
@@ -166,7 +166,7 @@ class JobBuilder:
         for name in folders:  # the cache in downloads/, hard links in sources/ (no bytes)
             nbytes = self.source_bytes(name)
             members = 2 + self.sizes[name].provided
-            label = f"{c['datasets'][name]['source']}/{name}"
+            label = f"{s.datasets[name]['source']}/{name}"
             self.add(
                 "fetch_folder",
                 label,
@@ -180,11 +180,11 @@ class JobBuilder:
             nbytes = 4 * costs.parameters(model)
             self.add("download", key, "downloads", costs.download(nbytes), nbytes, files=2)
             self.add("convert_checkpoint", model, "pretrained", costs.extract(nbytes), nbytes)
-        for model, cfg in c["models"].items():
-            if cfg["pretrained"]["source"] == "pretrain":
+        for model, cfg in s.models.items():
+            if cfg.pretrained.source == "pretrain":
                 est = costs.small()
                 self.add("pretrain", model, "pretrained", est, 4 * costs.parameters(model))
-        p = c["patches"]
+        p = s.config["patches"]
         for name, size in self.sizes.items():
             self.add(
                 "ingest",
@@ -206,22 +206,21 @@ class JobBuilder:
             )
 
     def train_stage(self) -> None:
-        c, costs, grid = self.config, self.costs, self.config["grid"]
-        models = c["models"]
-        lrs, seeds = grid["learning_rates"], grid["seeds"]
-        studied = study_datasets(c)
-        for model in models:
-            finetune = model in finetuned_models(c)
+        s, costs, grid = self.settings, self.costs, self.settings.grid
+        lrs, seeds = grid.learning_rates, grid.seeds
+        studied = study_datasets(s)
+        for model in s.models:
+            finetune = model in finetuned_models(s)
             run_bytes = RunBytes(costs.parameters(model))
             for dataset, size in self.sizes.items():
-                device = "cuda" if c["resources"]["train"]["gpu"] > 0 else "cpu"
+                device = "cuda" if s.resources.of("train").gpu > 0 else "cpu"
                 est = costs.train(model, device, size.val_images)
-                init = main_init(c, model)
-                source = transfer_source(c, dataset)
+                init = main_init(s, model)
+                source = transfer_source(s, dataset)
                 if source is None:
                     cells = [
                         run_path(model, dataset, loss, lr, init, "none", seed)
-                        for loss in grid["losses"]
+                        for loss in grid.losses
                         for lr in lrs
                         for seed in seeds
                     ]
@@ -232,14 +231,14 @@ class JobBuilder:
                         self.add_train(label, est, run_bytes, candidate=i + 1)
                     held = self.dropped_weights(len(seeds), run_bytes)
                 self.add("select", f"{model}/{dataset}", "runs", costs.small(), held=held)
-                for seed in extra_seeds(c, dataset):  # the selected cell again (final_seeds)
+                for seed in extra_seeds(s, dataset):  # the selected cell again (final_seeds)
                     label = f"{model}/{dataset}/<selected>/{init}/none/seed{seed}"
                     self.add_train(label, est, run_bytes)
                 if not finetune or dataset not in studied:
                     continue
-                extra = [("scratch", "none")] * bool(grid["scratch_study"]) + [
+                extra = [("scratch", "none")] * grid.scratch_study + [
                     ("pretrained", "rot")
-                ] * bool(grid["augmentation_study"])
+                ] * grid.augmentation_study
                 for init2, aug in extra:
                     for seed in seeds:
                         label = f"{model}/{dataset}/<selected>/{init2}/{aug}/seed{seed}"
@@ -252,14 +251,14 @@ class JobBuilder:
         0: not a candidate, a study run). With ``grid.keep_weights: selected`` one candidate
         keeps its weights and the others' are dropped at selection (a note of ~1 KB stays)."""
         kept = run.model
-        if candidate > 1 and self.config["grid"].get("keep_weights") == "selected":
+        if candidate > 1 and self.settings.grid.keep_weights == "selected":
             kept = DROPPED_NOTE_BYTES
         return self.add("train", label, "runs", est, kept, files=3, outputs=3, transient=run.state)
 
     def dropped_weights(self, candidates: int, run: RunBytes) -> float:
         """The weights of ``candidates`` finished runs that selection drops (all but one, with
         ``grid.keep_weights: selected``): held until the selection."""
-        if self.config["grid"].get("keep_weights") != "selected":
+        if self.settings.grid.keep_weights != "selected":
             return 0.0
         return (candidates - 1) * run.model
 
@@ -280,13 +279,11 @@ class JobBuilder:
         state at rest: its rung's, until the promotion drops it or the next job continues the
         cell and drops it; so rung r holds its cells' states, the last phase the last rung's
         states until ``train`` continues them (then the candidates' weights, smaller)."""
-        budgets = config_budgets(self.config)
-        eta = int(self.config["grid"]["halving"]["eta"]) if halving(self.config) else 1
-        n_losses = len(self.config["grid"]["losses"])
-        groups = [
-            n_losses if halving(self.config) and stratum(self.config, r) else 1
-            for r in range(len(budgets) - 1)
-        ]
+        s = self.settings
+        budgets = config_budgets(s)
+        eta = int(s.grid.halving.eta) if halving(s) else 1
+        n_losses = len(s.grid.losses)
+        groups = [n_losses if halving(s) and stratum(s, r) else 1 for r in range(len(budgets) - 1)]
         counts = cells_per_rung(len(cells), len(budgets), eta, groups)
         held = [n * run_bytes.state for n in counts[:-1]] + [
             self.dropped_weights(counts[-1], run_bytes)
@@ -310,15 +307,15 @@ class JobBuilder:
         return max(held)
 
     def evaluate_stage(self) -> None:
-        c, costs = self.config, self.costs
-        pred_res = c["resources"]["predict"]
+        s, costs = self.settings, self.costs
+        pred_res = s.resources.of("predict")
         for dataset, size in self.sizes.items():
-            kinds = method_kinds(c, dataset) | {m: "model" for m in seed_methods(c, dataset)}
+            kinds = method_kinds(s, dataset) | {m: "model" for m in seed_methods(s, dataset)}
             for method, kind in kinds.items():
-                gpu = int(pred_res["gpu"]) if kind == "model" else 0
+                gpu = int(pred_res.gpu) if kind == "model" else 0
                 device = "cuda" if gpu else "cpu"
                 est = costs.predict(
-                    method, kind, size.test_mpx, size.max_image_px, device, int(pred_res["cpus"])
+                    method, kind, size.test_mpx, size.max_image_px, device, int(pred_res.cpus)
                 )
                 self.add(
                     "predict",
@@ -336,15 +333,15 @@ class JobBuilder:
                     costs.data_rule("metrics", 2 * size.test_mpx, size.max_image_px),
                 )
             self.add("figure_examples", dataset, "tables", costs.small(), FIGURE_BYTES)
-            targets = [self.sizes[d] for d in transfer_targets(c, dataset)]
-            gpu = int(pred_res["gpu"])
-            for model in c["models"] if targets else []:  # evaluation.transfer
+            targets = [self.sizes[d] for d in transfer_targets(s, dataset)]
+            gpu = int(pred_res.gpu)
+            for model in s.models if targets else []:  # evaluation.transfer
                 est = costs.transfer(model, targets, "cuda" if gpu else "cpu")
                 self.add("transfer", f"{model}/{dataset}", "predictions", est, TABLE_BYTES, gpu=gpu)
-        for table in tables(c):
+        for table in tables(s):
             rule = "table_validation" if table in VALIDATION_TABLES else f"table_{table}"
             self.add(rule, table, "tables", costs.small(), TABLE_BYTES, files=3)
-        for figure in figures(c):
+        for figure in figures(s):
             if not figure.startswith("examples/"):  # those: one per dataset, above
                 self.add(f"figure_{figure}", figure, "tables", costs.small(), FIGURE_BYTES)
         self.add("answers", "answers", "tables", costs.small())
@@ -369,14 +366,14 @@ class RunBytes:
 
 
 def study_jobs(
-    config: Mapping[str, Any],
+    settings: StudySettings,
     sizes: Mapping[str, DatasetSize],
     costs: CostModel,
     listed: Mapping[str, float] | None = None,
 ) -> list[Job]:
     """Every job of the study, in DAG order (``listed``: a folder source's bytes per dataset,
     from its listing)."""
-    builder = JobBuilder(config, sizes, costs, listed)
+    builder = JobBuilder(settings, sizes, costs, listed)
     builder.data_stage()
     builder.train_stage()
     builder.evaluate_stage()

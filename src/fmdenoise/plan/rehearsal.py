@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from fmdenoise.config import inference_tile, validate
+from fmdenoise.config import validate
 from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.io import write_text
 from fmdenoise.plan import efficiency
@@ -47,6 +47,8 @@ from fmdenoise.plan.site import DEFAULT, partition_limits, partition_nodes, rule
 from fmdenoise.resources.calibration import Calibration, replace_rows, write_table
 from fmdenoise.resources.estimates import CostModel, request
 from fmdenoise.resources.sizes import dataset_sizes
+from fmdenoise.settings import StudySettings
+from fmdenoise.study import inference_tile
 
 CPU_BATCH = 2
 #: the calibration table a CPU rehearsal measures here before it runs (in its results folder)
@@ -167,20 +169,22 @@ def fit_tiles(cfg: dict[str, Any], mem_mb: int) -> list[str]:
     whose request fits. Sets ``models.<name>.tile`` in ``cfg`` and returns one note per change.
     The study's config is unchanged: on a GPU, or a node with the memory, the model predicts
     whole images."""
-    costs = CostModel(cfg, Calibration.load(cfg.get("planning", {}).get("calibration")))
-    sizes = dataset_sizes(cfg, workdir="/nonexistent").values()  # the expected (rendered) sizes
-    expected = [d["expected"] for d in cfg["datasets"].values()]
+    settings = StudySettings.from_config(cfg)
+    calibration = Calibration.load(settings.planning.calibration)
+    sizes = dataset_sizes(settings, workdir="/nonexistent").values()  # the expected sizes
+    expected = [d["expected"] for d in settings.datasets.values()]
     side = max(max(e["height"], e["width"]) for e in expected)
     test_mpx, max_px = max(s.test_mpx for s in sizes), max(s.max_image_px for s in sizes)
-    cpus = int(cfg["resources"]["predict"]["cpus"])
+    cpus = int(settings.resources.of("predict").cpus)
 
-    def need(model: str) -> int:
-        est = costs.predict(model, "model", test_mpx, max_px, "cpu", cpus)
-        return int(request(cfg, "predict", est, gpu=0)["mem_mb"])
+    def need(model: str) -> int:  # with the tile now in cfg
+        now = StudySettings.from_config(cfg)
+        est = CostModel(now, calibration).predict(model, "model", test_mpx, max_px, "cpu", cpus)
+        return int(request(now, "predict", est, gpu=0)["mem_mb"])
 
     notes = []
-    for name in cfg["models"]:
-        whole = need(name) if inference_tile(cfg, name) is None else 0
+    for name in settings.models:
+        whole = need(name) if inference_tile(settings, name) is None else 0
         if whole <= mem_mb:
             continue
         for tile in range((side - 1) // TILE_STEP * TILE_STEP, 0, -TILE_STEP):
@@ -217,8 +221,9 @@ def calibrate_machine(
     jobs too short."""
     from fmdenoise.plan.calibrate import FULL_SIZE, calibrate_inference  # torch: only here
 
-    base = Calibration.load(config.get("planning", {}).get("calibration"))
-    archs = sorted({m["arch"] for m in config["models"].values()} & set(FULL_SIZE))
+    settings = StudySettings.from_config(config)
+    base = Calibration.load(settings.planning.calibration)
+    archs = sorted({m.arch for m in settings.models.values()} & set(FULL_SIZE))
     rows = calibrate_inference(archs, progress=progress)
     write_table(replace_rows(base.rows, rows), out)
     notes = []
@@ -283,11 +288,15 @@ def check_site(config: Mapping[str, Any], opts: Options, workdir: Path) -> Optio
         return opts
     cfg = validate(rehearsal_config(config, "http://127.0.0.1", opts))
     if opts.cpu_batch is not None and opts.mem_mb is None and nodes:
-        shapes = nodes.get(rule_partition(cfg, "predict") or DEFAULT) or []
+        predict_partition = rule_partition(StudySettings.from_config(cfg), "predict")
+        shapes = nodes.get(predict_partition or DEFAULT) or []
         if shapes:
             opts = dataclasses.replace(opts, mem_mb=max(s["mem_mb"] for s in shapes))
     fit_to_memory(cfg, opts)
-    notes = make_plan(cfg, workdir=workdir, partitions=partitions, nodes=nodes)["site"]["notes"]
+    plan = make_plan(
+        StudySettings.from_config(cfg), workdir=workdir, partitions=partitions, nodes=nodes
+    )
+    notes = plan["site"]["notes"]
     if notes:
         raise ConfigError(
             "rehearsal: this SLURM site cannot run the rehearsal's jobs as requested (change "
@@ -336,7 +345,7 @@ def run(
     return cfg_path, log
 
 
-def write_report(workdir: Path, config: Mapping[str, Any], base_table: Path) -> Path:
+def write_report(workdir: Path, settings: StudySettings, base_table: Path) -> Path:
     """The rehearsal's report: ``rehearsal.csv``, ``rehearsal_summary.md`` and
     ``calibration.csv`` (:func:`~fmdenoise.plan.efficiency.write_measured`)."""
-    return efficiency.write_measured(workdir, config, base_table, "rehearsal")
+    return efficiency.write_measured(workdir, settings, base_table, "rehearsal")

@@ -18,6 +18,7 @@ from fmdenoise.plan.site import check_fit, check_rules, queue_bound
 from fmdenoise.resources.calibration import Calibration
 from fmdenoise.resources.estimates import CostModel
 from fmdenoise.resources.sizes import dataset_sizes
+from fmdenoise.settings import StudySettings
 
 STAGES = (
     "downloads",
@@ -62,7 +63,7 @@ def rule_summary(rule: str, jobs: Sequence[Job]) -> dict[str, Any]:
 
 
 def make_plan(
-    config: Mapping[str, Any],
+    settings: StudySettings,
     calibration: Calibration | None = None,
     workdir: str | Path = ".",
     partitions: Mapping[str, int | None] | None = None,
@@ -70,7 +71,7 @@ def make_plan(
     nodes: Mapping[str, Any] | None = None,
     listed: tuple[Mapping[str, float], list[str]] | None = None,
 ) -> dict[str, Any]:
-    """The plan of ``config`` as one JSON-able object (see the module docstring).
+    """The plan of a study as one JSON-able object (see the module docstring).
 
     ``partitions`` (the site's MaxTime per partition, :func:`fmdenoise.plan.site.
     partition_limits`) adds a ``site`` entry: the rules whose requests do not fit.
@@ -79,10 +80,10 @@ def make_plan(
     (:func:`fmdenoise.plan.site.partition_nodes`) adds the rules whose CPUs, memory or GPUs no
     node of their partition has. ``listed`` (:func:`fmdenoise.plan.source_sizes.listed_bytes`)
     gives the folder sources' download bytes from their listing, and its notes."""
-    costs = CostModel(config, calibration or Calibration.load())
-    sizes = dataset_sizes(config, workdir)
+    costs = CostModel(settings, calibration or Calibration.load())
+    sizes = dataset_sizes(settings, workdir)
     listed_bytes, listing_notes = listed or ({}, [])
-    jobs = study_jobs(config, sizes, costs, listed_bytes)
+    jobs = study_jobs(settings, sizes, costs, listed_bytes)
     by_rule: dict[str, list[Job]] = collections.defaultdict(list)
     for job in jobs:
         by_rule[job.rule].append(job)
@@ -95,7 +96,7 @@ def make_plan(
         s.pop("group_keys")
     disk = {stage: sum(j.disk_bytes for j in jobs if j.stage == stage) / 1e9 for stage in STAGES}
     disk["logs"] = len(jobs) * JOB_RECORD_BYTES / 1e9
-    concurrent = int(config.get("planning", {}).get("concurrent_jobs", 16))
+    concurrent = int(settings.planning.concurrent_jobs)
     in_flight = sorted((j.transient_bytes for j in jobs), reverse=True)[:concurrent]
     held = sum(j.held_bytes for j in jobs)
     site = None
@@ -106,20 +107,20 @@ def make_plan(
             for r, js in by_rule.items()
         }
         runtimes = {r: q["runtime"] for r, q in requests.items()}
-        notes = check_rules(config, runtimes, partitions) if partitions else []
+        notes = check_rules(settings, runtimes, partitions) if partitions else []
         site = {
             "partitions": dict(partitions or {}),
             "nodes": dict(nodes or {}),
-            "notes": notes + (check_fit(config, requests, nodes) if nodes else []),
+            "notes": notes + (check_fit(settings, requests, nodes) if nodes else []),
             "queue_limits": dict(queue or {}),
             "jobs": queue_bound(queue or {}),
         }
     return {
-        "study": config["study"],
+        "study": settings.study,
         "site": site,
-        "search": config["grid"].get("search", "full"),
+        "search": settings.grid.search,
         "source_listing": listing_notes,
-        "sweep_datasets": config["grid"].get("sweep_datasets") or list(config["datasets"]),
+        "sweep_datasets": settings.grid.sweep_datasets or list(settings.datasets),
         "jobs": len(jobs),
         "submissions": ungrouped + len(group_keys),
         "gpu_hours": sum(s["gpu_hours"] for s in rules.values()),
@@ -143,7 +144,7 @@ def make_plan(
         "estimates": sorted(
             {src for s in rules.values() for src in s["sources"] if "estimate" in src}
         ),
-        "margin": float(config.get("planning", {}).get("margin", 1.5)),
+        "margin": float(settings.planning.margin),
     }
 
 

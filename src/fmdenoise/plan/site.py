@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fmdenoise.resources.time_limits import RESOURCES_OF, RESUMABLE
+from fmdenoise.settings import StudySettings
 
 #: the name :func:`partition_limits` gives the default partition (``sinfo`` marks it with *)
 DEFAULT = "*"
@@ -121,15 +122,14 @@ def partition_nodes(timeout: float = 10.0) -> dict[str, list[dict[str, int]]] | 
     return None if out is None else parse_sinfo_nodes(out)
 
 
-def rule_partition(config: Mapping[str, Any], rule: str) -> str:
+def rule_partition(settings: StudySettings, rule: str) -> str:
     """The partition a rule's jobs go to ("" for the site's default)."""
-    res = config["resources"]
-    own = res.get(RESOURCES_OF.get(rule, rule)) or {}
-    return own.get("slurm_partition") or res["default"].get("slurm_partition") or ""
+    own = settings.resources.of(RESOURCES_OF.get(rule, rule))
+    return own.slurm_partition or settings.resources.default.slurm_partition or ""
 
 
 def check_fit(
-    config: Mapping[str, Any],
+    settings: StudySettings,
     requests: Mapping[str, Mapping[str, float]],
     nodes: Mapping[str, Sequence[Mapping[str, int]]],
 ) -> list[str]:
@@ -137,7 +137,7 @@ def check_fit(
     of its partition can hold, saying what to change."""
     notes = []
     for rule, req in requests.items():
-        partition = rule_partition(config, rule)
+        partition = rule_partition(settings, rule)
         shapes = nodes.get(partition or DEFAULT)
         if not shapes:
             continue  # an unknown partition is reported by check_rules
@@ -156,7 +156,7 @@ def check_fit(
 
 
 def check_rules(
-    config: Mapping[str, Any],
+    settings: StudySettings,
     runtimes: Mapping[str, int],
     limits: Mapping[str, int | None],
 ) -> list[str]:
@@ -165,7 +165,7 @@ def check_rules(
     site does not have."""
     notes = []
     for rule, runtime in runtimes.items():
-        partition = rule_partition(config, rule)
+        partition = rule_partition(settings, rule)
         key = partition or DEFAULT
         if key not in limits:
             if partition:
@@ -224,9 +224,9 @@ def queue_limits(config: Mapping[str, Any] | None = None, timeout: float = 10.0)
             _run(["sacctmgr", "-nP", "show", "qos", "format=MaxSubmitJobsPerUser"], timeout),
         )
     ]  # fmt: skip
-    submit = [v for v in submit if v is not None]
-    if submit:
-        limits["MaxSubmitJobs"] = {"value": min(submit), "from": "sacctmgr"}
+    answered = [v for v in submit if v is not None]
+    if answered:
+        limits["MaxSubmitJobs"] = {"value": min(answered), "from": "sacctmgr"}
     site = (config or {}).get("site") or {}
     for key, name in (("MaxSubmitJobs", "max_submit_jobs"), ("MaxArraySize", "max_array_size")):
         if key not in limits and site.get(name) is not None:

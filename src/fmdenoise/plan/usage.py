@@ -19,17 +19,16 @@ It needs no accounting database (``sacct``): sites without one get the same repo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from fmdenoise.plan import efficiency
+from fmdenoise.settings import StudySettings
 
 
-def write_efficiency(workdir: str | Path, config: Mapping[str, Any], base_table: Path) -> Path:
+def write_efficiency(workdir: str | Path, settings: StudySettings, base_table: Path) -> Path:
     """Write ``efficiency.csv``, ``efficiency_summary.md`` and ``calibration.csv`` into the
-    results folder of ``config`` under ``workdir``; return that folder."""
-    return efficiency.write_measured(Path(workdir), config, base_table, "efficiency")
+    results folder of the study under ``workdir``; return that folder."""
+    return efficiency.write_measured(Path(workdir), settings, base_table, "efficiency")
 
 
 __all__ = ["write_efficiency"]

@@ -44,7 +44,11 @@ COLUMNS = [
 
 #: The device GPU estimates are derived for: name, dense bf16 throughput, assumed utilisation
 #: (a fraction of peak that these convolution/attention networks reach in training).
-REFERENCE_GPU = {"device": "NVIDIA A100 80GB (estimate)", "tflops_bf16": 312.0, "utilization": 0.25}
+REFERENCE_GPU: dict[str, Any] = {
+    "device": "NVIDIA A100 80GB (estimate)",
+    "tflops_bf16": 312.0,
+    "utilization": 0.25,
+}
 #: Training step = forward + backward, about three forwards.
 TRAIN_FLOP_FACTOR = 3.0
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from fmdenoise.config import inference_tile
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.tiling import tiling_overhead
 from fmdenoise.resources.calibration import Calibration, Figure
 from fmdenoise.resources.time_limits import rule_chain
-from fmdenoise.study import parse_method
+from fmdenoise.settings import StudySettings
+from fmdenoise.study import inference_tile, parse_method
 
 #: Jobs whose cost does not grow with the study (selection, tables, figures): measured on the
 #: demo's benchmark files, they take seconds and a few hundred MB; planned generously.
@@ -47,9 +47,8 @@ class Estimate:
 class CostModel:
     """Per-job estimates for one study config and one calibration table."""
 
-    def __init__(self, config: Mapping[str, Any], calibration: Calibration) -> None:
-        self.config, self.cal = config, calibration
-        self.planning = config.get("planning", {})
+    def __init__(self, settings: StudySettings, calibration: Calibration) -> None:
+        self.settings, self.cal = settings, calibration
         self._scale: dict[str, float] = {}
 
     # ---------------------------------------------------------------- helpers
@@ -57,9 +56,9 @@ class CostModel:
         """(arch, kwargs, whether they are the published full size) of a configured model."""
         from fmdenoise.plan.calibrate import FULL_SIZE  # torch: only when needed
 
-        cfg = self.config["models"][model]
-        kwargs = dict(cfg.get("kwargs", {}))
-        return cfg["arch"], kwargs, kwargs == FULL_SIZE[cfg["arch"]]
+        cfg = self.settings.models[model]
+        kwargs = dict(cfg.kwargs)
+        return cfg.arch, kwargs, kwargs == FULL_SIZE[cfg.arch]
 
     def flop_scale(self, model: str) -> float:
         """FLOPs of the configured model relative to the full-size architecture (1 at full
@@ -95,14 +94,14 @@ class CostModel:
         """One training job of ``steps`` steps (default: the whole budget) plus its validation
         passes (the step-0 one if it is the ``first`` job of its run; a rung of a halving
         search is one part of a run)."""
-        t, p = self.config["training"], self.config["patches"]
-        arch = self.config["models"][model]["arch"]
-        fig = self.cal.train_step(arch, device_type, int(t["batch_size"]), int(p["size"]))
+        t, p = self.settings.training, self.settings.config["patches"]
+        arch = self.settings.models[model].arch
+        fig = self.cal.train_step(arch, device_type, int(t.batch_size), int(p["size"]))
         step, note = self._scaled(fig, model)
-        steps = int(t["steps"]) if steps is None else int(steps)
-        validations = steps // int(t["val_every"]) + int(first)
+        steps = int(t.steps) if steps is None else int(steps)
+        validations = steps // int(t.val_every) + int(first)
         val_patches = val_images * int(p["per_image"])
-        val_seconds = validations * val_patches * step / int(t["batch_size"]) / 3.0
+        val_seconds = validations * val_patches * step / int(t.batch_size) / 3.0
         params = self.parameters(model)
         # model, AdamW moments, best weights, gradients (float32) on the device
         state_mb = 5 * 4 * params / 2**20
@@ -124,14 +123,14 @@ class CostModel:
             workers = max(1, cpus)
             mem = BASE_MEM_MB + workers * 40 * image_mb  # BM3D holds ~40 image-sized buffers
             return Estimate(fig.value * test_mpx / workers, mem, None, fig.source)
-        parsed = parse_method(self.config, method)
+        parsed = parse_method(self.settings, method)
         if parsed is None:
             raise FmdenoiseError(f"predict: {method!r} is neither a baseline nor a model method")
         model = parsed.model
-        arch = self.config["models"][model]["arch"]
+        arch = self.settings.models[model].arch
         fig = self.cal.infer(arch, device)
         per_mpx, note = self._scaled(fig, model)
-        tile = inference_tile(self.config, model)  # None: the whole image
+        tile = inference_tile(self.settings, model)  # None: the whole image
         # overlapping tiles process more pixels than the image has (512 px tiles overlapping by
         # 64 on a 2048x2048 image: 1.56x); one tile is held at a time
         per_mpx *= tiling_overhead(max_px, tile, self.overlap)
@@ -146,7 +145,7 @@ class CostModel:
 
     @property
     def overlap(self) -> int:
-        return int(self.config.get("evaluation", {}).get("overlap", 64))
+        return int(self.settings.evaluation.overlap)
 
     def activation_mb(self, arch: str, device: str, fig: Figure, weights_mb: float) -> float:
         """Inference memory per megapixel held, beyond the weights: from the measured peak on
@@ -165,7 +164,7 @@ class CostModel:
     def transfer(self, model: str, sizes: Sequence[Any], device: str) -> Estimate:
         """A transfer job: ``model``'s inference on each of ``sizes``' test sets (datasets'
         :class:`~fmdenoise.resources.sizes.DatasetSize`) and their metrics, one after the other."""
-        cpus = int(self.config["resources"]["predict"]["cpus"])
+        cpus = int(self.settings.resources.of("predict").cpus)
         parts = []
         for size in sizes:
             parts.append(
@@ -189,7 +188,7 @@ class CostModel:
         return Estimate(FIXED_SECONDS + fig.value * mpx, mem, None, fig.source)
 
     def download(self, nbytes: float) -> Estimate:
-        rate = float(self.planning.get("download_mb_per_s", 20)) * 2**20
+        rate = float(self.settings.planning.download_mb_per_s) * 2**20
         return Estimate(30 + nbytes / rate, 500.0, None, "assumed bandwidth")
 
     def extract(self, nbytes: float) -> Estimate:
@@ -200,22 +199,26 @@ class CostModel:
 
 
 def request(
-    config: Mapping[str, Any], rule: str, estimate: Estimate, *, gpu: int | None = None
+    settings: StudySettings, rule: str, estimate: Estimate, *, gpu: int | None = None
 ) -> dict[str, Any]:
     """The resource request of a job: ``ceil(estimate x planning.margin)``, never below the
     config's ``resources.<rule>`` (or ``resources.default``) value. Runtime in minutes, capped
     at the rule's ``time_limit``; ``submissions``: how many chained submissions that implies
     (:mod:`fmdenoise.resources.time_limits`)."""
-    res = config["resources"]
-    own = res.get(rule) or {}
-    floor = {k: own.get(k, res["default"][k]) for k in ("cpus", "mem_mb", "runtime")}
-    margin = float(config.get("planning", {}).get("margin", 1.5))
-    need = max(int(floor["runtime"]), math.ceil(estimate.seconds * margin / 60))
-    chained = rule_chain(config, rule, need)  # a partition's time limit (time_limits)
+    floor = settings.resources.of(rule)  # resources.<rule>, else resources.default
+    margin = float(settings.planning.margin)
+    need = max(int(floor.runtime), math.ceil(estimate.seconds * margin / 60))
+    chained = rule_chain(settings, rule, need)  # a partition's time limit (time_limits)
     return {
-        "cpus": int(floor["cpus"]),
-        "mem_mb": max(int(floor["mem_mb"]), math.ceil(estimate.mem_mb * margin)),
+        "cpus": int(floor.cpus),
+        "mem_mb": max(int(floor.mem_mb), math.ceil(estimate.mem_mb * margin)),
         "runtime": chained.runtime,
-        "gpu": int(own.get("gpu", 0) if gpu is None else gpu),
+        "gpu": int(_listed_gpus(settings, rule) if gpu is None else gpu),
         "submissions": chained.submissions,
     }
+
+
+def _listed_gpus(settings: StudySettings, rule: str) -> int:
+    """GPUs of a rule's own ``resources`` entry (none for a rule the config does not list)."""
+    own = settings.resources.rules.get(rule)
+    return own.gpu if own else 0

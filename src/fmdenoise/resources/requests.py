@@ -17,6 +17,7 @@ from fmdenoise.data.ingest import dataset_layout
 from fmdenoise.resources.calibration import Calibration
 from fmdenoise.resources.estimates import CostModel, Estimate, request
 from fmdenoise.resources.sizes import DatasetSize, dataset_sizes, from_manifest
+from fmdenoise.settings import StudySettings
 from fmdenoise.study import method_kinds, transfer_targets
 
 SIZED_RULES = ("ingest", "patches", "predict", "metrics")
@@ -25,16 +26,15 @@ SIZED_RULES = ("ingest", "patches", "predict", "metrics")
 class JobRequests:
     """Size-dependent requests for one workflow run (one calibration table, cached sizes)."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = config
-        path = config.get("planning", {}).get("calibration")
-        self.costs = CostModel(config, Calibration.load(path))
+    def __init__(self, settings: StudySettings) -> None:
+        self.settings = settings
+        self.costs = CostModel(settings, Calibration.load(settings.planning.calibration))
         self._expected: dict[str, DatasetSize] | None = None
         self._measured: dict[str, DatasetSize] = {}
 
     def expected(self, dataset: str) -> DatasetSize:
         if self._expected is None:
-            self._expected = dataset_sizes(self.config)
+            self._expected = dataset_sizes(self.settings)
         return self._expected[dataset]
 
     def size(self, dataset: str, data_dir: str) -> DatasetSize:
@@ -49,7 +49,7 @@ class JobRequests:
     def source_mpx(self, dataset: str, source_dir: str) -> tuple[float, int]:
         """Megapixels (float32 equivalent) of the files a dataset's globs match in its extracted
         source, and the largest plane; expected sizes before extraction."""
-        layout = dataset_layout(dataset, self.config["datasets"][dataset])
+        layout = dataset_layout(dataset, self.settings.datasets[dataset])
         root = Path(source_dir) / layout.get("root", ".")
         patterns = [layout["train"]["low"], layout["train"]["gt"], layout["test"]["low"]]
         patterns += [layout["test"]["gt"], *layout["test"].get("provided", {}).values()]
@@ -75,20 +75,21 @@ class JobRequests:
         if rule == "metrics":
             return self.costs.data_rule("metrics", 2 * size.test_mpx, size.max_image_px)
         method = wildcards["method"]
-        kind = method_kinds(self.config, dataset).get(method, "model")
+        kind = method_kinds(self.settings, dataset).get(method, "model")
         gpu = self.gpus("predict", method, dataset)
-        cpus = int(self.config["resources"]["predict"]["cpus"])
+        cpus = int(self.settings.resources.of("predict").cpus)
         device = "cuda" if gpu else "cpu"
         return self.costs.predict(method, kind, size.test_mpx, size.max_image_px, device, cpus)
 
     def inference_gpus(self) -> int:
         """GPUs of a model's inference (a neural predict job, a transfer job): the predict
         rule's."""
-        return int(self.config["resources"]["predict"]["gpu"])
+        return int(self.settings.resources.of("predict").gpu)
 
     def gpus(self, rule: str, method: str, dataset: str) -> int:
         """GPUs of a job: a neural predict job asks for the predict rule's GPUs, others none."""
-        if rule != "predict" or method_kinds(self.config, dataset).get(method, "model") != "model":
+        kinds = method_kinds(self.settings, dataset)
+        if rule != "predict" or kinds.get(method, "model") != "model":
             return 0
         return self.inference_gpus()
 
@@ -98,15 +99,15 @@ class JobRequests:
         """``{cpus, mem_mb, runtime, gpu}`` of the transfer job applying ``model`` selected on
         ``dataset`` to every other dataset's test set (``data_dirs``: their ingested folders,
         in :func:`~fmdenoise.study.transfer_targets` order)."""
-        targets = transfer_targets(self.config, dataset)
+        targets = transfer_targets(self.settings, dataset)
         dirs = data_dirs or [""] * len(targets)
         sizes = [self.size(d, str(p)) for d, p in zip(targets, dirs, strict=True)]
         gpu = self.inference_gpus()
         est = self.costs.transfer(model, sizes, "cuda" if gpu else "cpu")
-        return request(self.config, "predict", est, gpu=gpu)
+        return request(self.settings, "predict", est, gpu=gpu)
 
     def request(self, rule: str, wildcards: Mapping[str, str], input_dir: str) -> dict[str, Any]:
         """``{cpus, mem_mb, runtime, gpu}`` of one job (see :func:`estimates.request`)."""
         est = self.estimate(rule, wildcards, input_dir)
         gpu = self.gpus(rule, wildcards.get("method", ""), wildcards["dataset"])
-        return request(self.config, rule, est, gpu=gpu)
+        return request(self.settings, rule, est, gpu=gpu)

@@ -8,13 +8,12 @@ come from the demo's ``synthetic_source`` or from ``datasets.<name>.expected`` i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from fmdenoise.errors import ConfigError
+from fmdenoise.settings import StudySettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,13 +83,13 @@ def _from_counts(
     )
 
 
-def dataset_sizes(config: Mapping[str, Any], workdir: str | Path = ".") -> dict[str, DatasetSize]:
-    """Size of every dataset of ``config`` (measured where ingested under ``workdir``)."""
+def dataset_sizes(settings: StudySettings, workdir: str | Path = ".") -> dict[str, DatasetSize]:
+    """Size of every dataset of a study (measured where ingested under ``workdir``)."""
     out = {}
-    fraction = config["split"]["val_fraction"]
-    synth = config.get("synthetic_source")
-    for name, ds in config["datasets"].items():
-        manifest = Path(workdir) / config["results"] / "data" / name / "manifest.csv"
+    fraction = settings.config["split"]["val_fraction"]
+    synth = settings.config.get("synthetic_source")
+    for name, ds in settings.datasets.items():
+        manifest = Path(workdir) / settings.results / "data" / name / "manifest.csv"
         provided = len(ds["test"].get("provided", {}))
         if manifest.is_file():
             out[name] = from_manifest(manifest)

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
-from typing import Any
 
 from fmdenoise.errors import ConfigError
+from fmdenoise.settings import StudySettings
 
 #: rules whose jobs continue from ``last.pt`` when resubmitted
 RESUMABLE = ("train", "rung")
@@ -52,13 +51,10 @@ def chain(need_min: float, limit_min: int | None, lead_s: int, resumable: bool) 
     return Chain(int(limit_min), math.ceil(need / usable), signal)
 
 
-def limits(config: Mapping[str, Any], rule: str) -> tuple[int | None, int]:
+def limits(settings: StudySettings, rule: str) -> tuple[int | None, int]:
     """``(time_limit, signal_lead)`` of a rule (its own entry, else ``resources.default``)."""
-    res = config["resources"]
-    own = res.get(RESOURCES_OF.get(rule, rule)) or {}
-    default = res["default"]
-    limit = own.get("time_limit", default.get("time_limit"))
-    lead = own.get("signal_lead", default.get("signal_lead", 600))
+    own = settings.resources.of(RESOURCES_OF.get(rule, rule))
+    limit, lead = own.time_limit, own.signal_lead
     if limit is not None and lead >= 60 * limit:
         raise ConfigError(
             f"resources.{rule}.signal_lead: {lead} s is not shorter than the time limit "
@@ -67,15 +63,15 @@ def limits(config: Mapping[str, Any], rule: str) -> tuple[int | None, int]:
     return limit, int(lead)
 
 
-def rule_chain(config: Mapping[str, Any], rule: str, need_min: float) -> Chain:
+def rule_chain(settings: StudySettings, rule: str, need_min: float) -> Chain:
     """The :class:`Chain` of one job of ``rule`` needing ``need_min`` minutes."""
-    limit, lead = limits(config, rule)
+    limit, lead = limits(settings, rule)
     return chain(need_min, limit, lead, rule in RESUMABLE)
 
 
-def chained_retries(config: Mapping[str, Any], rule: str, base: int, need_min: float) -> int:
+def chained_retries(settings: StudySettings, rule: str, base: int, need_min: float) -> int:
     """A rule's ``retries``: its own (``base``) plus the chained submissions after the first."""
-    return base + rule_chain(config, rule, need_min).submissions - 1
+    return base + rule_chain(settings, rule, need_min).submissions - 1
 
 
 __all__ = ["RESUMABLE", "Chain", "chain", "chained_retries", "limits", "rule_chain"]

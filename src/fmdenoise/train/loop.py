@@ -25,9 +25,8 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -36,6 +35,7 @@ from torch.utils.data import DataLoader
 from fmdenoise import device as dev
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.io import write_json
+from fmdenoise.settings import ModelSettings, TrainingSettings
 from fmdenoise.train.batches import StepBatches
 from fmdenoise.train.losses import get_loss
 from fmdenoise.train.outputs import write_run_outputs
@@ -59,8 +59,8 @@ class Trainer:
     def __init__(
         self,
         cell: Cell,
-        model_cfg: Mapping[str, Any],
-        training_cfg: Mapping[str, Any],
+        model: ModelSettings,
+        training: TrainingSettings,
         patch_dir: Path,
         out_dir: Path,
         *,
@@ -70,9 +70,9 @@ class Trainer:
         stop_at: int | None = None,
         start_from: Path | None = None,
     ) -> None:
-        self.cell, self.model_cfg, self.cfg = cell, dict(model_cfg), dict(training_cfg)
+        self.cell, self.model_settings, self.training = cell, model, training
         self.patch_dir, self.out_dir = patch_dir, out_dir
-        self.steps, self.batch_size = int(self.cfg["steps"]), int(self.cfg["batch_size"])
+        self.steps, self.batch_size = int(training.steps), int(training.batch_size)
         #: where this job stops: a rung's budget, or the full training budget
         self.stop_at = min(int(stop_at), self.steps) if stop_at else self.steps
         self.start_from = start_from
@@ -80,8 +80,8 @@ class Trainer:
         self.signature = signature(
             {
                 "cell": dataclasses.asdict(cell),
-                "model": self.model_cfg,
-                "training": self.cfg,
+                "model": model.as_dict(),
+                "training": training.as_dict(),
                 "patches": patches,
             }
         )
@@ -91,11 +91,14 @@ class Trainer:
         self.workers = max(0, (threads or 1) - 1) if self.device.type == "cuda" else 0
         if threads and self.device.type == "cpu":
             torch.set_num_threads(threads)
-        self.wrapper = dev.prepare(make_model(cell, model_cfg, pretrained), self.device)
-        self.model = torch.compile(self.wrapper) if self.cfg.get("compile") else self.wrapper
-        opt, sched = make_optimizer(self.wrapper, cell, self.cfg)
+        self.wrapper = dev.prepare(make_model(cell, model, pretrained), self.device)
+        #: what the steps call: the wrapper, or its torch.compile'd form (same parameters)
+        self.model: torch.nn.Module = (
+            cast(torch.nn.Module, torch.compile(self.wrapper)) if training.compile else self.wrapper
+        )
+        opt, sched = make_optimizer(self.wrapper, cell, training)
         self.parts = Trainables(self.wrapper, opt, sched)
-        self.loss_fn = get_loss(cell.loss, self.cfg["ssim_l1_weight"])
+        self.loss_fn = get_loss(cell.loss, training.ssim_l1_weight)
         self.state = RunState()
         self.last = out_dir / "last.pt"
 
@@ -130,8 +133,10 @@ class Trainer:
         opt = self.parts.optimizer
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(self.wrapper.parameters(), float(self.cfg["grad_clip"]))
+        if self.training.grad_clip:
+            torch.nn.utils.clip_grad_norm_(
+                self.wrapper.parameters(), float(self.training.grad_clip)
+            )
         opt.step()
         self.parts.scheduler.step()
         value = loss.item()
@@ -184,7 +189,7 @@ class Trainer:
 
     def patience_spent(self) -> bool:
         """Whether early stopping has ended this run (also when resumed after it)."""
-        patience = self.cfg["patience"]
+        patience = self.training.patience
         return patience is not None and self.state.bad_vals >= patience
 
     def resume(self) -> None:
@@ -206,10 +211,11 @@ class Trainer:
     def fit(self, preload: bool = False) -> None:
         """Resume, then train to ``stop_at`` (or early stop), saving ``last.pt`` on the way."""
         self.resume()
-        st, cfg, stop_at = self.state, self.cfg, self.stop_at
-        val_every, ckpt_every = int(cfg["val_every"]), int(cfg["checkpoint_every"])
+        st, cfg, stop_at = self.state, self.training, self.stop_at
+        val_every, ckpt_every = int(cfg.val_every), int(cfg.checkpoint_every)
         log_every = max(1, min(val_every, self.steps // 20 or 1))
-        t0, start_step, recent = time.perf_counter(), st.step, []
+        t0, start_step = time.perf_counter(), st.step
+        recent: list[float] = []
         if self.patience_spent():
             log.info("early-stopped at step %d before: nothing to train", st.step)
             return
@@ -235,7 +241,7 @@ class Trainer:
                     log.info(
                         "early stop at step %d: no improvement in %d validations",
                         step,
-                        cfg["patience"],
+                        cfg.patience,
                     )
                     break
         st.elapsed += time.perf_counter() - t0
@@ -252,7 +258,8 @@ class Trainer:
             cell=self.cell,
             wrapper=self.wrapper,
             state=self.state,
-            config={"model": self.model_cfg, "training": self.cfg},
+            model=self.model_settings,
+            training=self.training,
             signature=self.signature,
             device=self.device,
             training_noise=self.training_noise,
@@ -292,8 +299,8 @@ class Trainer:
 
 def train(
     cell: Cell,
-    model_cfg: Mapping[str, Any],
-    training_cfg: Mapping[str, Any],
+    model: ModelSettings,
+    training: TrainingSettings,
     patch_dir: str | Path,
     out_dir: str | Path,
     *,
@@ -312,7 +319,7 @@ def train(
     holds no ``last.pt`` of this run.
     """
     trainer = _trainer(
-        cell, model_cfg, training_cfg, patch_dir, out_dir, pretrained, device, threads, None,
+        cell, model, training, patch_dir, out_dir, pretrained, device, threads, None,
         start_from,
     )  # fmt: skip
     return trainer.run(preload)
@@ -320,8 +327,8 @@ def train(
 
 def train_rung(
     cell: Cell,
-    model_cfg: Mapping[str, Any],
-    training_cfg: Mapping[str, Any],
+    model: ModelSettings,
+    training: TrainingSettings,
     patch_dir: str | Path,
     out_dir: str | Path,
     *,
@@ -338,7 +345,7 @@ def train_rung(
     from ``start_from`` (the previous rung's ``state_out``) or ``last.pt``; returns the
     summary written to ``summary_out``."""
     trainer = _trainer(
-        cell, model_cfg, training_cfg, patch_dir, out_dir, pretrained, device, threads, budget,
+        cell, model, training, patch_dir, out_dir, pretrained, device, threads, budget,
         start_from,
     )  # fmt: skip
     return trainer.run_rung(rung, Path(state_out), Path(summary_out))
@@ -346,8 +353,8 @@ def train_rung(
 
 def _trainer(
     cell: Cell,
-    model_cfg: Mapping[str, Any],
-    training_cfg: Mapping[str, Any],
+    model: ModelSettings,
+    training: TrainingSettings,
     patch_dir: str | Path,
     out_dir: str | Path,
     pretrained: str | Path | None,
@@ -361,8 +368,8 @@ def _trainer(
     out_dir.mkdir(parents=True, exist_ok=True)
     return Trainer(
         cell,
-        model_cfg,
-        training_cfg,
+        model,
+        training,
         Path(patch_dir),
         out_dir,
         pretrained=Path(pretrained) if pretrained else None,

@@ -22,6 +22,7 @@ from fmdenoise.io import write_json, write_text
 from fmdenoise.models import count_parameters
 from fmdenoise.models.checkpoints import save_model
 from fmdenoise.models.wrapper import Denoiser
+from fmdenoise.settings import ModelSettings, TrainingSettings
 from fmdenoise.train.provenance import code_version
 from fmdenoise.train.setup import Cell
 from fmdenoise.train.state import RunState
@@ -45,23 +46,23 @@ def write_run_outputs(
     cell: Cell,
     wrapper: Denoiser,
     state: RunState,
-    config: Mapping[str, Any],
+    model: ModelSettings,
+    training: TrainingSettings,
     signature: str,
     device: torch.device,
     training_noise: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write model.pt, curve.csv and run.json; return run.json's content.
 
-    ``config`` is ``{"model": ..., "training": ...}`` as the run was configured;
+    ``model`` and ``training``: the run's configuration (run.json's ``config``);
     ``training_noise`` the noise range of its training images (:mod:`fmdenoise.data.noise`),
     kept in both files so that ``fmdenoise denoise`` can check an input against it.
     """
-    model_cfg = config["model"]
     save_model(
         out_dir / "model.pt",
         best_network(wrapper, state),
-        model_cfg["arch"],
-        model_cfg.get("kwargs", {}),
+        model.arch,
+        dict(model.kwargs),
         cell=dataclasses.asdict(cell),
         best_step=state.best_step,
         best=state.best,
@@ -72,7 +73,7 @@ def write_run_outputs(
     gpus = 1 if device.type == "cuda" else 0
     run = {
         "cell": dataclasses.asdict(cell),
-        "config": dict(config),
+        "config": {"model": model.as_dict(), "training": training.as_dict()},
         "signature": signature,
         "code_version": code_version(),
         "torch": torch.__version__,

@@ -63,7 +63,7 @@ def _batch(
         crop = img[y : y + size, x : x + size]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
-        clean[i, 0] = np.rot90(crop, rng.integers(4))
+        clean[i, 0] = np.rot90(crop, int(rng.integers(4)))
     sigma = rng.uniform(0, sigma_max / 255.0, n).astype(np.float32)
     noisy = clean + sigma[:, None, None, None] * rng.standard_normal(clean.shape).astype(np.float32)
     return torch.from_numpy(noisy), torch.from_numpy(clean), torch.from_numpy(sigma)

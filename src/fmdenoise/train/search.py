@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fmdenoise.errors import ConfigError
+from fmdenoise.settings import StudySettings
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ CRITERION = (
 )
 
 
-def halving(config: Mapping[str, Any]) -> bool:
+def halving(s: StudySettings) -> bool:
     """Whether the config's main sweep is searched by successive halving."""
-    return config["grid"].get("search", "full") == "halving"
+    return s.grid.search == "halving"
 
 
 def rung_budgets(steps: int, min_steps: int, eta: int) -> list[int]:
@@ -60,28 +61,28 @@ def rung_budgets(steps: int, min_steps: int, eta: int) -> list[int]:
     return [*budgets, steps]
 
 
-def config_budgets(config: Mapping[str, Any]) -> list[int]:
+def config_budgets(s: StudySettings) -> list[int]:
     """Rung budgets of a config (``[training.steps]`` for the full grid): the explicit
     ``grid.halving.budgets`` then ``training.steps``, or ``min_steps x eta^r``."""
-    steps = int(config["training"]["steps"])
-    if not halving(config):
+    steps = int(s.training.steps)
+    if not halving(s):
         return [steps]
-    h = config["grid"]["halving"]
-    if h.get("budgets"):
-        return [int(b) for b in h["budgets"]] + [steps]
-    return rung_budgets(steps, int(h["min_steps"]), int(h["eta"]))
+    h = s.grid.halving
+    if h.budgets:
+        return [int(b) for b in h.budgets] + [steps]
+    return rung_budgets(steps, int(h.min_steps), int(h.eta))
 
 
 #: what ``grid.halving.stratify`` may name: the cell field promotions are made within
 STRATA = ("loss",)
 
 
-def stratum(config: Mapping[str, Any], rung: int = 0) -> str | None:
+def stratum(s: StudySettings, rung: int = 0) -> str | None:
     """The cell field rung ``rung``'s promotion is stratified by (``grid.halving.stratify``,
     for the first ``stratify_rungs`` rungs, every rung when null), or None."""
-    h = config["grid"].get("halving", {})
-    first = h.get("stratify_rungs")
-    return h.get("stratify") if first is None or rung < first else None
+    h = s.grid.halving
+    first = h.stratify_rungs
+    return h.stratify if first is None or rung < first else None
 
 
 def keep(n: int, eta: int) -> int:
@@ -100,15 +101,10 @@ def cells_per_rung(n: int, rungs: int, eta: int, groups: int | Sequence[int] = 1
     return counts
 
 
-def grid_order(config: Mapping[str, Any]) -> list[tuple[str, float, int]]:
+def grid_order(s: StudySettings) -> list[tuple[str, float, int]]:
     """The main sweep's (loss, lr, seed) cells in grid order (the tie-break order)."""
-    g = config["grid"]
-    return [
-        (loss, lr, seed)
-        for loss in g["losses"]
-        for lr in g["learning_rates"]
-        for seed in g["seeds"]
-    ]
+    g = s.grid
+    return [(loss, lr, seed) for loss in g.losses for lr in g.learning_rates for seed in g.seeds]
 
 
 def _score(summary: Mapping[str, Any]) -> float:

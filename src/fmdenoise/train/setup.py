@@ -9,7 +9,6 @@ A :class:`Cell` is one (model, dataset, loss, lr, init, aug, seed) point of the 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from fmdenoise.errors import FmdenoiseError
 from fmdenoise.models import build
 from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser
+from fmdenoise.settings import ModelSettings, TrainingSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,10 +34,10 @@ class Cell:
     seed: int
 
 
-def make_model(cell: Cell, model_cfg: Mapping[str, Any], pretrained: Path | None) -> Denoiser:
+def make_model(cell: Cell, model: ModelSettings, pretrained: Path | None) -> Denoiser:
     """The wrapped network, initialised from ``pretrained`` or by the architecture's default."""
     torch.manual_seed(cell.seed)
-    arch, kwargs = model_cfg["arch"], dict(model_cfg.get("kwargs", {}))
+    arch, kwargs = model.arch, dict(model.kwargs)
     if cell.init == "pretrained":
         if pretrained is None:
             raise FmdenoiseError(f"{cell}: init 'pretrained' needs pretrained/{cell.model}.pt")
@@ -48,16 +48,20 @@ def make_model(cell: Cell, model_cfg: Mapping[str, Any], pretrained: Path | None
             )
     else:
         net = build(arch, **kwargs)
-    return Denoiser(net, arch, kwargs, model_cfg.get("noise_level"))
+    return Denoiser(net, arch, kwargs, dataclasses.asdict(model.noise_level))
 
 
-def make_optimizer(model: torch.nn.Module, cell: Cell, cfg: Mapping[str, Any]) -> tuple[Any, Any]:
-    """Adam/AdamW at the cell's learning rate and the configured schedule over ``cfg['steps']``."""
-    cls = torch.optim.AdamW if cfg["optimizer"] == "adamw" else torch.optim.Adam
-    opt = cls(model.parameters(), lr=cell.lr, weight_decay=float(cfg["weight_decay"]))
-    if cfg["schedule"] == "cosine":
+def make_optimizer(
+    model: torch.nn.Module, cell: Cell, training: TrainingSettings
+) -> tuple[Any, Any]:
+    """Adam/AdamW at the cell's learning rate and the configured schedule over
+    ``training.steps``."""
+    cls = torch.optim.AdamW if training.optimizer == "adamw" else torch.optim.Adam
+    opt = cls(model.parameters(), lr=cell.lr, weight_decay=float(training.weight_decay))
+    sched: Any
+    if training.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=int(cfg["steps"]), eta_min=cell.lr * 0.01
+            opt, T_max=int(training.steps), eta_min=cell.lr * 0.01
         )
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)

@@ -16,11 +16,10 @@ import torch
 from fmdenoise import device as dev
 from fmdenoise.data.patches import load_patches
 from fmdenoise.evaluate.metrics import affine_fit, psnr, ssim
-from fmdenoise.models.wrapper import Denoiser
 
 
 def validation_metrics(
-    model: Denoiser, patch_dir: Path, loss_fn: Any, device: torch.device, batch_size: int
+    model: torch.nn.Module, patch_dir: Path, loss_fn: Any, device: torch.device, batch_size: int
 ) -> dict[str, float]:
     """Loss, PSNR and SSIM (study convention: affine fit, range 1) on the validation patches."""
     low, gt = load_patches(patch_dir, "val")

@@ -1,0 +1,306 @@
+"""Typed views of a validated study configuration: what the library reads instead of string keys.
+
+:func:`fmdenoise.config.validate` checks a config against the JSON schema and fills in its
+defaults; :meth:`StudySettings.from_config` then turns the sections the library computes with
+(``training``, ``models``, ``grid``, ``resources``, ``planning``, ``evaluation``) into frozen
+dataclasses once, so that a misspelt key is an attribute error a type checker catches rather
+than a ``KeyError`` at run time. The schema stays the one description of every key (defaults,
+ranges, documentation); these classes mirror its names and carry no defaults of their own.
+
+Values are kept exactly as validated (an ``int`` where the file says ``1``), and
+:meth:`TrainingSettings.as_dict` / :meth:`ModelSettings.as_dict` give back the validated
+mapping: a run's signature and ``run.json`` are computed from those dicts, so runs trained
+before these classes existed still resume.
+
+The sections the library only passes through (``datasets``, ``downloads``, ``split``,
+``patches``, ``synthetic_source``, ``site``) stay mappings, on :attr:`StudySettings.config`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal
+
+#: a model without its own ``tile`` takes ``evaluation.tile``
+FROM_EVALUATION: Literal["evaluation"] = "evaluation"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """``training``: the optimisation of every cell."""
+
+    steps: int
+    batch_size: int
+    optimizer: str  # adam | adamw
+    weight_decay: float
+    schedule: str  # cosine | constant
+    grad_clip: float | None
+    val_every: int
+    checkpoint_every: int
+    patience: int | None
+    ssim_l1_weight: float
+    compile: bool
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> TrainingSettings:
+        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
+
+    def as_dict(self) -> dict[str, Any]:
+        """The validated ``training`` mapping (for signatures and ``run.json``)."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseLevelSettings:
+    """``models.<name>.noise_level``: DRUNet's noise-level input."""
+
+    mode: str  # fixed | estimate
+    sigma: float
+    zero_shot_mode: str | None
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> NoiseLevelSettings:
+        return cls(section["mode"], section["sigma"], section.get("zero_shot_mode"))
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedSettings:
+    """``models.<name>.pretrained``: where a model's starting weights come from."""
+
+    source: str  # download | pretrain | none
+    format: str  # kair | restormer | kbnet | fmdenoise
+    download: str | None = None  # the downloads key (source: download)
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> PretrainedSettings:
+        return cls(section["source"], section["format"], section.get("download"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+    """``models.<name>``: one network of the study."""
+
+    arch: str
+    kwargs: Mapping[str, Any]
+    pretrained: PretrainedSettings
+    noise_level: NoiseLevelSettings
+    #: test-set inference tile (None: whole image); ``FROM_EVALUATION``: ``evaluation.tile``
+    tile: int | Literal["evaluation"] | None = FROM_EVALUATION
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> ModelSettings:
+        return cls(
+            arch=section["arch"],
+            kwargs=dict(section.get("kwargs", {})),
+            pretrained=PretrainedSettings.from_dict(section["pretrained"]),
+            noise_level=NoiseLevelSettings.from_dict(section.get("noise_level", {})),
+            tile=section.get("tile", FROM_EVALUATION),
+        )
+
+    @property
+    def finetuned(self) -> bool:
+        """Whether the model starts from weights (published or pretrained), i.e. is fine-tuned."""
+        return self.pretrained.source != "none"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The validated ``models.<name>`` mapping (for signatures and ``run.json``)."""
+        pretrained: dict[str, Any] = {"source": self.pretrained.source}
+        if self.pretrained.download is not None:
+            pretrained["download"] = self.pretrained.download
+        pretrained["format"] = self.pretrained.format
+        out: dict[str, Any] = {
+            "arch": self.arch,
+            "kwargs": copy.deepcopy(dict(self.kwargs)),
+            "pretrained": pretrained,
+            "noise_level": dataclasses.asdict(self.noise_level),
+        }
+        if self.tile != FROM_EVALUATION:
+            out["tile"] = self.tile
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class HalvingSettings:
+    """``grid.halving``: the successive-halving search of the main sweep."""
+
+    eta: int
+    min_steps: int
+    stratify: str | None
+    stratify_rungs: int | None
+    budgets: list[int] | None
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> HalvingSettings:
+        return cls(
+            section["eta"],
+            section["min_steps"],
+            section.get("stratify"),
+            section.get("stratify_rungs"),
+            list(section["budgets"]) if section.get("budgets") else None,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class GridSettings:
+    """``grid``: the cells of the main sweep and the studies around it."""
+
+    losses: list[str]
+    learning_rates: list[float]
+    seeds: list[int]
+    final_seeds: int
+    seed_datasets: list[str] | None
+    scratch_study: bool
+    keep_weights: str  # all | selected
+    augmentation_study: bool
+    study_datasets: list[str] | None
+    sweep_datasets: list[str] | None
+    search: str  # full | halving
+    halving: HalvingSettings
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> GridSettings:
+        def names(key: str) -> list[str] | None:
+            value = section.get(key)
+            return None if value is None else list(value)
+
+        return cls(
+            losses=list(section["losses"]),
+            learning_rates=list(section["learning_rates"]),
+            seeds=list(section["seeds"]),
+            final_seeds=section["final_seeds"],
+            seed_datasets=names("seed_datasets"),
+            scratch_study=section["scratch_study"],
+            keep_weights=section["keep_weights"],
+            augmentation_study=section["augmentation_study"],
+            study_datasets=names("study_datasets"),
+            sweep_datasets=names("sweep_datasets"),
+            search=section["search"],
+            halving=HalvingSettings.from_dict(section["halving"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceRequest:
+    """``resources.<rule>``: what one rule's jobs ask of the machine or the cluster."""
+
+    cpus: int
+    mem_mb: int
+    runtime: int  # minutes
+    gpu: int
+    gpu_model: str
+    slurm_partition: str
+    slurm_extra: str
+    retries: int | None
+    time_limit: int | None  # minutes (the partition's MaxTime)
+    signal_lead: int  # seconds
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> ResourceRequest:
+        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceSettings:
+    """``resources``: one :class:`ResourceRequest` per configured rule and the default."""
+
+    default: ResourceRequest
+    rules: Mapping[str, ResourceRequest]
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> ResourceSettings:
+        return cls(
+            ResourceRequest.from_dict(section["default"]),
+            {k: ResourceRequest.from_dict(v) for k, v in section.items() if k != "default"},
+        )
+
+    def of(self, rule: str) -> ResourceRequest:
+        """The entry of ``rule`` (a rule the config does not list takes ``default``)."""
+        return self.rules.get(rule, self.default)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanningSettings:
+    """``planning``: how requests are derived from estimates."""
+
+    margin: float
+    download_mb_per_s: float
+    concurrent_jobs: int
+    calibration: str | None
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> PlanningSettings:
+        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationSettings:
+    """``evaluation``: the test-set side (baselines, tiling, transfer)."""
+
+    bm3d: bool
+    bm3d_vst: bool
+    tile: int | None
+    overlap: int
+    seed: int
+    transfer: bool
+    crop: int
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> EvaluationSettings:
+        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """A whole validated study configuration, typed where the library computes with it."""
+
+    study: str
+    results: str
+    datasets: Mapping[str, Mapping[str, Any]]
+    models: Mapping[str, ModelSettings]
+    grid: GridSettings
+    training: TrainingSettings
+    resources: ResourceSettings
+    planning: PlanningSettings
+    evaluation: EvaluationSettings
+    #: the validated mapping itself, for the sections kept as mappings
+    config: Mapping[str, Any] = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> StudySettings:
+        """The typed view of ``config``, which :func:`fmdenoise.config.validate` has checked
+        and completed (a missing key here is a config that skipped validation)."""
+        return cls(
+            study=config["study"],
+            results=config["results"],
+            datasets=config["datasets"],
+            models={name: ModelSettings.from_dict(m) for name, m in config["models"].items()},
+            grid=GridSettings.from_dict(config["grid"]),
+            training=TrainingSettings.from_dict(config["training"]),
+            resources=ResourceSettings.from_dict(config["resources"]),
+            planning=PlanningSettings.from_dict(config["planning"]),
+            evaluation=EvaluationSettings.from_dict(config["evaluation"]),
+            config=config,
+        )
+
+    def tile(self, model: str) -> int | None:
+        """A model's test-set inference tile: its own ``tile``, else ``evaluation.tile``."""
+        own = self.models[model].tile
+        return self.evaluation.tile if own == FROM_EVALUATION else own
+
+
+__all__ = [
+    "FROM_EVALUATION",
+    "EvaluationSettings",
+    "GridSettings",
+    "HalvingSettings",
+    "ModelSettings",
+    "NoiseLevelSettings",
+    "PlanningSettings",
+    "PretrainedSettings",
+    "ResourceRequest",
+    "ResourceSettings",
+    "StudySettings",
+    "TrainingSettings",
+]
