@@ -4,6 +4,7 @@ the demo's rule graph from `snakemake --rulegraph mermaid-js`."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,13 +21,24 @@ def rule_graph() -> str:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile"]
     cmd += [str(ROOT / "demo" / "config.yaml"), "--rulegraph", "mermaid-js", "--quiet", "all"]
     graph = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    start = graph.index("flowchart") if "flowchart" in graph else graph.index("graph")
     return (
         "# Rule graph\n\nThe rules of the demo study and what feeds what, generated with "
         "`snakemake --configfile demo/config.yaml --rulegraph mermaid-js` (the real study has "
         "the same rules, with `fetch_folder` in place of `synthetic_source`, `download` and "
-        "`extract` for the data).\n\n```mermaid\n" + graph[start:].strip() + "\n```\n"
+        "`extract` for the data).\n\n```mermaid\n" + stable_graph(graph) + "\n```\n"
     )
+
+
+def stable_graph(graph: str) -> str:
+    """Snakemake's mermaid rule graph, the same text on every run: its node numbers and
+    colours follow the order in which the DAG was built, which varies; here the rules are
+    numbered by name, the edges sorted, the per-run colours left out."""
+    names = dict(re.findall(r"^\s*(id\d+)\[(\w+)\]", graph, re.M))
+    edges = re.findall(r"^\s*(id\d+) --> (id\d+)", graph, re.M)
+    ids = {name: f"id{i}" for i, name in enumerate(sorted(names.values()))}
+    lines = ["flowchart TB"] + [f"\t{ids[n]}[{n}]" for n in sorted(names.values())]
+    pairs = sorted((ids[names[a]], ids[names[b]]) for a, b in edges)
+    return "\n".join(lines + [f"\t{a} --> {b}" for a, b in pairs])
 
 
 def main() -> None:

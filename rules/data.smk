@@ -102,7 +102,7 @@ rule ingest:
         dataset=lambda wildcards: canonical(
             dataset_layout(wildcards.dataset, config["datasets"][wildcards.dataset])
         ),
-        split=canonical(config["split"]),
+        split=canonical(SETTINGS.split.as_dict()),
     script:
         "../workflow_scripts/ingest.py"
 
@@ -122,7 +122,7 @@ rule patches:
     resources:
         **sized_resources("patches"),
     params:
-        patches=canonical(config["patches"]),
-        normalization=canonical(config["normalization"]),
+        patches=canonical(SETTINGS.patches.as_dict()),
+        normalization=canonical(SETTINGS.normalization.as_dict()),
     script:
         "../workflow_scripts/patches.py"

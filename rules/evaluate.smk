@@ -17,7 +17,7 @@ rule predict:
         **sized_resources("predict"),
     params:
         method=method_spec,
-        normalization=canonical(config["normalization"]),
+        normalization=canonical(SETTINGS.normalization.as_dict()),
         tile=method_tile,
         overlap=SETTINGS.evaluation.overlap,
     script:
@@ -39,7 +39,7 @@ rule metrics:
     resources:
         **sized_resources("metrics"),
     params:
-        normalization=canonical(config["normalization"]),
+        normalization=canonical(SETTINGS.normalization.as_dict()),
     script:
         "../workflow_scripts/metrics.py"
 
@@ -93,7 +93,7 @@ rule transfer:
             "noise_level": canonical(method_noise_level(SETTINGS, wildcards.model)),
         },
         targets=lambda wildcards: transfer_targets(SETTINGS, wildcards.dataset),
-        normalization=canonical(config["normalization"]),
+        normalization=canonical(SETTINGS.normalization.as_dict()),
         tile=lambda wildcards: inference_tile(SETTINGS, wildcards.model),
         overlap=SETTINGS.evaluation.overlap,
     script:

@@ -39,6 +39,6 @@ rule pretrain:
         **rule_resources("pretrained"),
     params:
         model=lambda wildcards: canonical(SETTINGS.models[wildcards.model].as_dict()),
-        pretrain=canonical(config["pretrain"]),
+        pretrain=canonical(SETTINGS.pretrain.as_dict()),
     script:
         "../workflow_scripts/pretrain.py"

@@ -3,6 +3,7 @@
 from fmdenoise.device import threads
 from fmdenoise.evaluate.predict import predict_dataset
 from fmdenoise.logs import log_to
+from fmdenoise.settings import NormalizationSettings
 
 with log_to(snakemake.log[0], snakemake), threads(snakemake.threads):
     method = dict(snakemake.params.method)
@@ -12,7 +13,7 @@ with log_to(snakemake.log[0], snakemake), threads(snakemake.threads):
         method,
         snakemake.input.data,
         snakemake.output[0],
-        snakemake.params.normalization,
+        NormalizationSettings.from_dict(snakemake.params.normalization),
         tile=snakemake.params.tile,
         overlap=snakemake.params.overlap,
         workers=snakemake.threads,

@@ -3,11 +3,13 @@
 from fmdenoise.device import threads
 from fmdenoise.logs import log_to
 from fmdenoise.models.checkpoints import save_model
+from fmdenoise.settings import PretrainSettings
 from fmdenoise.train.pretrain import pretrain, provenance
 
 with log_to(snakemake.log[0], snakemake), threads(snakemake.threads):
     model = snakemake.params.model
-    net, summary = pretrain(model["arch"], model["kwargs"], snakemake.params.pretrain)
+    recipe = PretrainSettings.from_dict(snakemake.params.pretrain)
+    net, summary = pretrain(model["arch"], model["kwargs"], recipe)
     save_model(
         snakemake.output[0],
         net,
@@ -15,5 +17,5 @@ with log_to(snakemake.log[0], snakemake), threads(snakemake.threads):
         model["kwargs"],
         source="pretrain",
         pretrain=summary,
-        provenance=provenance(snakemake.params.pretrain, snakemake.threads),
+        provenance=provenance(recipe, snakemake.threads),
     )

@@ -3,13 +3,14 @@
 from fmdenoise.device import threads
 from fmdenoise.evaluate.transfer import evaluate_transfer
 from fmdenoise.logs import log_to
+from fmdenoise.settings import NormalizationSettings
 
 with log_to(snakemake.log[0], snakemake), threads(snakemake.threads):
     evaluate_transfer(
         {**snakemake.params.method, "checkpoint": snakemake.input.checkpoint},
         dict(zip(snakemake.params.targets, snakemake.input.data, strict=True)),
         snakemake.output[0],
-        snakemake.params.normalization,
+        NormalizationSettings.from_dict(snakemake.params.normalization),
         tile=snakemake.params.tile,
         overlap=snakemake.params.overlap,
     )

@@ -2,18 +2,20 @@
 
 :func:`fmdenoise.config.validate` checks a config against the JSON schema and fills in its
 defaults; :meth:`StudySettings.from_config` then turns the sections the library computes with
-(``training``, ``models``, ``grid``, ``resources``, ``planning``, ``evaluation``) into frozen
-dataclasses once, so that a misspelt key is an attribute error a type checker catches rather
-than a ``KeyError`` at run time. The schema stays the one description of every key (defaults,
-ranges, documentation); these classes mirror its names and carry no defaults of their own.
+(``training``, ``models``, ``grid``, ``resources``, ``planning``, ``evaluation``, ``split``,
+``normalization``, ``patches``, ``pretrain``) into frozen dataclasses once, so that a misspelt
+key is an attribute error a type checker catches rather than a ``KeyError`` at run time. The
+schema stays the one description of every key (defaults, ranges, documentation); these classes
+mirror its names and carry no defaults of their own.
 
 Values are kept exactly as validated (an ``int`` where the file says ``1``), and
 :meth:`TrainingSettings.as_dict` / :meth:`ModelSettings.as_dict` give back the validated
 mapping: a run's signature and ``run.json`` are computed from those dicts, so runs trained
 before these classes existed still resume.
 
-The sections the library only passes through (``datasets``, ``downloads``, ``split``,
-``patches``, ``synthetic_source``, ``site``) stay mappings, on :attr:`StudySettings.config`.
+The sections the library only passes through or parses itself (``datasets``, whose layouts
+:func:`fmdenoise.data.ingest.dataset_layout` reads, ``downloads``, ``synthetic_source``,
+``site``) stay mappings, on :attr:`StudySettings.config`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,16 @@ from typing import Any, Literal
 FROM_EVALUATION: Literal["evaluation"] = "evaluation"
 
 
+class Section:
+    """A config section as a frozen dataclass; :meth:`as_dict` gives back its validated
+    mapping (what a job receives as params, what a run's signature is computed from)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainingSettings:
+class TrainingSettings(Section):
     """``training``: the optimisation of every cell."""
 
     steps: int
@@ -47,13 +57,65 @@ class TrainingSettings:
     def from_dict(cls, section: Mapping[str, Any]) -> TrainingSettings:
         return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
 
-    def as_dict(self) -> dict[str, Any]:
-        """The validated ``training`` mapping (for signatures and ``run.json``)."""
-        return dataclasses.asdict(self)
+
+@dataclasses.dataclass(frozen=True)
+class SplitSettings(Section):
+    """``split``: how ingest divides the pairs (validation, and test of unsplit stacks)."""
+
+    val_fraction: float
+    seed: int
+    test_fraction: float | None
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> SplitSettings:
+        return cls(section["val_fraction"], section["seed"], section.get("test_fraction"))
 
 
 @dataclasses.dataclass(frozen=True)
-class NoiseLevelSettings:
+class NormalizationSettings(Section):
+    """``normalization``: the per-image percentiles mapped to 0 and 1."""
+
+    low_percentile: float
+    high_percentile: float
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> NormalizationSettings:
+        return cls(section["low_percentile"], section["high_percentile"])
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchSettings(Section):
+    """``patches``: the training and validation patches cut from each image."""
+
+    size: int
+    per_image: int
+    foreground_threshold: float
+    foreground_fraction: float
+    seed: int
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> PatchSettings:
+        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainSettings(Section):
+    """``pretrain``: the demo's pretraining recipe (Gaussian denoising of natural images)."""
+
+    steps: int
+    batch_size: int
+    patch_size: int
+    lr: float
+    sigma_max: float
+    seed: int
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> PretrainSettings:
+        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseLevelSettings(Section):
     """``models.<name>.noise_level``: DRUNet's noise-level input."""
 
     mode: str  # fixed | estimate
@@ -66,7 +128,7 @@ class NoiseLevelSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class PretrainedSettings:
+class PretrainedSettings(Section):
     """``models.<name>.pretrained``: where a model's starting weights come from."""
 
     source: str  # download | pretrain | none
@@ -79,7 +141,7 @@ class PretrainedSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelSettings:
+class ModelSettings(Section):
     """``models.<name>``: one network of the study."""
 
     arch: str
@@ -122,7 +184,7 @@ class ModelSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class HalvingSettings:
+class HalvingSettings(Section):
     """``grid.halving``: the successive-halving search of the main sweep."""
 
     eta: int
@@ -143,7 +205,7 @@ class HalvingSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class GridSettings:
+class GridSettings(Section):
     """``grid``: the cells of the main sweep and the studies around it."""
 
     losses: list[str]
@@ -182,7 +244,7 @@ class GridSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class ResourceRequest:
+class ResourceRequest(Section):
     """``resources.<rule>``: what one rule's jobs ask of the machine or the cluster."""
 
     cpus: int
@@ -221,7 +283,7 @@ class ResourceSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class PlanningSettings:
+class PlanningSettings(Section):
     """``planning``: how requests are derived from estimates."""
 
     margin: float
@@ -235,7 +297,7 @@ class PlanningSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class EvaluationSettings:
+class EvaluationSettings(Section):
     """``evaluation``: the test-set side (baselines, tiling, transfer)."""
 
     bm3d: bool
@@ -258,6 +320,10 @@ class StudySettings:
     study: str
     results: str
     datasets: Mapping[str, Mapping[str, Any]]
+    split: SplitSettings
+    normalization: NormalizationSettings
+    patches: PatchSettings
+    pretrain: PretrainSettings
     models: Mapping[str, ModelSettings]
     grid: GridSettings
     training: TrainingSettings
@@ -275,6 +341,10 @@ class StudySettings:
             study=config["study"],
             results=config["results"],
             datasets=config["datasets"],
+            split=SplitSettings.from_dict(config["split"]),
+            normalization=NormalizationSettings.from_dict(config["normalization"]),
+            patches=PatchSettings.from_dict(config["patches"]),
+            pretrain=PretrainSettings.from_dict(config["pretrain"]),
             models={name: ModelSettings.from_dict(m) for name, m in config["models"].items()},
             grid=GridSettings.from_dict(config["grid"]),
             training=TrainingSettings.from_dict(config["training"]),
@@ -297,10 +367,15 @@ __all__ = [
     "HalvingSettings",
     "ModelSettings",
     "NoiseLevelSettings",
+    "NormalizationSettings",
+    "PatchSettings",
     "PlanningSettings",
+    "PretrainSettings",
     "PretrainedSettings",
     "ResourceRequest",
     "ResourceSettings",
+    "Section",
+    "SplitSettings",
     "StudySettings",
     "TrainingSettings",
 ]

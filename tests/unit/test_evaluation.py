@@ -14,10 +14,11 @@ from fmdenoise.evaluate.predict import predict_dataset
 from fmdenoise.evaluate.tables import main_table, write_table
 from fmdenoise.models import build
 from fmdenoise.models.checkpoints import save_model
+from fmdenoise.settings import NormalizationSettings
 
 from .test_ingest import STACK_CFG, make_stacks
 
-NORM = {"low_percentile": 0.1, "high_percentile": 99.9}
+NORM = NormalizationSettings(low_percentile=0.1, high_percentile=99.9)
 
 
 @pytest.fixture

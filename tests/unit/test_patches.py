@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from fmdenoise.data.ingest import ingest_dataset, split_images
 from fmdenoise.data.patches import build_patches, load_patches, sample_corners
 from fmdenoise.errors import ImageError
+from fmdenoise.settings import NormalizationSettings, PatchSettings
 
 from .test_ingest import STACK_CFG, make_stacks
 
-PATCH = {
-    "size": 16,
-    "per_image": 5,
-    "foreground_threshold": 0.4,
-    "foreground_fraction": 1.0,
-    "seed": 0,
-}
-NORM = {"low_percentile": 0.1, "high_percentile": 99.9}
+PATCH = PatchSettings(
+    size=16, per_image=5, foreground_threshold=0.4, foreground_fraction=1.0, seed=0
+)
+NORM = NormalizationSettings(low_percentile=0.1, high_percentile=99.9)
 
 
 def sparse_gt(size=128, seed=0):
@@ -74,7 +73,9 @@ def test_build_patches_shapes_and_determinism(tmp_path):
     # normalised: the percentile range maps to [0, 1]
     low, _ = load_patches(tmp_path / "p1", "train")
     assert -0.1 < float(np.median(low)) < 1.1
-    other = build_patches(tmp_path / "data", tmp_path / "p3", {**PATCH, "seed": 1}, NORM)
+    other = build_patches(
+        tmp_path / "data", tmp_path / "p3", dataclasses.replace(PATCH, seed=1), NORM
+    )
     assert other["splits"]["train"]["shape"] == info["splits"]["train"]["shape"]
     assert not np.array_equal(
         load_patches(tmp_path / "p3", "train")[0], load_patches(tmp_path / "p1", "train")[0]

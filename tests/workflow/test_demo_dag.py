@@ -15,7 +15,7 @@ import yaml
 
 from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser
-from fmdenoise.settings import StudySettings
+from fmdenoise.settings import NormalizationSettings, PretrainSettings, StudySettings
 from fmdenoise.train.pretrain import held_out_gain, pretrain
 
 from ..helpers import DEMO, ROOT, job_counts, ran, snakemake
@@ -88,7 +88,7 @@ def test_parallel_bm3d_in_a_snakemake_job_equals_serial(demo_run, tmp_path):
         timing = json.loads((demo_run / target / "timing.json").read_text())
         assert timing["workers"] == 2 and timing["images"] == 8
         data = demo_run / "results" / "demo" / "data" / "nucleus-demo"
-        norm = yaml.safe_load(DEMO.read_text())["normalization"]
+        norm = NormalizationSettings.from_dict(yaml.safe_load(DEMO.read_text())["normalization"])
         predict_dataset({"kind": method}, data, tmp_path / method, norm)
         names = sorted(p.name for p in (tmp_path / method).glob("*.tif"))
         assert len(names) == 8
@@ -126,7 +126,7 @@ def test_shipped_checkpoint_regenerated_by_the_pretrain_rule(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(meta["provenance"]["threads"])
     try:
-        again, _ = pretrain("drunet", meta["kwargs"], recipe)
+        again, _ = pretrain("drunet", meta["kwargs"], PretrainSettings.from_dict(recipe))
     finally:
         torch.set_num_threads(threads)
     for key, value in again.state_dict().items():

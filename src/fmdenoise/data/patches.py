@@ -11,8 +11,8 @@ rest uniformly. Output per split: ``{split}_low.npy`` and ``{split}_gt.npy`` of 
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from fmdenoise.data.noise import noise_range
 from fmdenoise.data.normalize import normalize_percentile
 from fmdenoise.errors import ImageError
 from fmdenoise.io import read_image, save_npy, write_json
+from fmdenoise.settings import NormalizationSettings, PatchSettings
 
 PATCH_SPLITS = ("train", "val")
 
@@ -80,24 +81,24 @@ def _image_seed(seed: int, split: str, name: str) -> int:
 def extract_split(
     data_dir: str | Path,
     split: str,
-    patch_cfg: Mapping[str, Any],
-    norm_cfg: Mapping[str, Any],
+    patches: PatchSettings,
+    norm: NormalizationSettings,
 ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """Patches of every image of ``split``; also returns per-image records for patches.json."""
-    size, per_image = int(patch_cfg["size"]), int(patch_cfg["per_image"])
-    low_p, high_p = norm_cfg["low_percentile"], norm_cfg["high_percentile"]
+    size, per_image = int(patches.size), int(patches.per_image)
+    low_p, high_p = norm.low_percentile, norm.high_percentile
     lows, gts, records = [], [], []
     for name, low_path, gt_path in split_images(data_dir, split):
         low, (llo, lhi) = normalize_percentile(read_image(low_path), low_p, high_p)
         gt, (glo, ghi) = normalize_percentile(read_image(gt_path), low_p, high_p)
-        rng = np.random.default_rng(_image_seed(int(patch_cfg["seed"]), split, name))
+        rng = np.random.default_rng(_image_seed(int(patches.seed), split, name))
         try:
             corners = sample_corners(
                 gt,
                 size,
                 per_image,
-                threshold=float(patch_cfg["foreground_threshold"]),
-                fraction=float(patch_cfg["foreground_fraction"]),
+                threshold=float(patches.foreground_threshold),
+                fraction=float(patches.foreground_fraction),
                 rng=rng,
             )
         except ImageError as exc:
@@ -115,19 +116,19 @@ def extract_split(
 def build_patches(
     data_dir: str | Path,
     out_dir: str | Path,
-    patch_cfg: Mapping[str, Any],
-    norm_cfg: Mapping[str, Any],
+    patches: PatchSettings,
+    norm: NormalizationSettings,
 ) -> dict[str, Any]:
     """Write ``{split}_low.npy``, ``{split}_gt.npy`` for train and val, then ``patches.json``
     (with the noise range of the training images, :mod:`fmdenoise.data.noise`)."""
     out_dir = Path(out_dir)
     info: dict[str, Any] = {
-        "params": dict(patch_cfg),
-        "normalization": dict(norm_cfg),
+        "params": dataclasses.asdict(patches),
+        "normalization": dataclasses.asdict(norm),
         "splits": {},
     }
     for split in PATCH_SPLITS:
-        low, gt, records = extract_split(data_dir, split, patch_cfg, norm_cfg)
+        low, gt, records = extract_split(data_dir, split, patches, norm)
         save_npy(out_dir / f"{split}_low.npy", low)
         save_npy(out_dir / f"{split}_gt.npy", gt)
         info["splits"][split] = {"count": len(low), "shape": list(low.shape), "images": records}
@@ -135,8 +136,8 @@ def build_patches(
     # checks a user's images against it
     info["noise"] = noise_range(
         (read_image(low_path) for _, low_path, _ in split_images(data_dir, "train")),
-        float(norm_cfg["low_percentile"]),
-        float(norm_cfg["high_percentile"]),
+        float(norm.low_percentile),
+        float(norm.high_percentile),
     )
     write_json(out_dir / "patches.json", info)
     return info

@@ -33,6 +33,7 @@ from fmdenoise.io import atomic_dir, read_image, write_json, write_tiff
 from fmdenoise.models import count_parameters
 from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser, estimate_sigma
+from fmdenoise.settings import NormalizationSettings
 
 
 def bm3d_denoise(image: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -67,14 +68,14 @@ def _bm3d_file(path: Path, kind: str, low: float, high: float) -> np.ndarray:
 
 
 def parallel_bm3d(
-    paths: Sequence[Path], norm: Mapping[str, Any], workers: int, kind: str = "bm3d"
+    paths: Sequence[Path], norm: NormalizationSettings, workers: int, kind: str = "bm3d"
 ) -> Iterator[np.ndarray]:
     """BM3D (``kind`` bm3d or bm3d-vst) of many images, one image per process, results in
     input order (processes: the ``bm3d`` library's native thread pool is global, so two threads
     calling it abort the interpreter; :mod:`~fmdenoise.evaluate.processes` says why this pool
     works inside a Snakemake job)."""
     n = len(paths)
-    low, high = [norm["low_percentile"]] * n, [norm["high_percentile"]] * n
+    low, high = [norm.low_percentile] * n, [norm.high_percentile] * n
     args = (paths, [kind] * n, low, high)
     yield from process_map(_bm3d_file, *args, workers=workers, initializer=_bm3d_worker_init)
 
@@ -91,14 +92,14 @@ def load_method_model(method: Mapping[str, Any], device: torch.device) -> Denois
 def method_function(
     method: Mapping[str, Any],
     data_dir: Path,
-    norm: Mapping[str, Any],
+    norm: NormalizationSettings,
     model: Denoiser | None,
     *,
     tile: int | None,
     overlap: int,
 ) -> Callable[[str, np.ndarray], np.ndarray]:
     """``f(name, noisy) -> prediction`` for ``method`` (see :func:`predict_dataset`)."""
-    low_p, high_p = norm["low_percentile"], norm["high_percentile"]
+    low_p, high_p = norm.low_percentile, norm.high_percentile
     kind = method["kind"]
     if kind == "raw":
         return lambda _name, low: low
@@ -138,7 +139,7 @@ def _run_serial(
 
 
 def _run_parallel_bm3d(
-    low_paths: Sequence[Path], out: Path, norm: Mapping[str, Any], workers: int, kind: str
+    low_paths: Sequence[Path], out: Path, norm: NormalizationSettings, workers: int, kind: str
 ) -> tuple[float, int]:
     """BM3D over ``workers`` processes; returns (wall seconds of the set, pixels)."""
     start, pixels = time.perf_counter(), 0
@@ -153,7 +154,7 @@ def predict_dataset(
     method: Mapping[str, Any],
     data_dir: str | Path,
     out_dir: str | Path,
-    norm: Mapping[str, Any],
+    norm: NormalizationSettings,
     *,
     tile: int | None = None,
     overlap: int = 64,

@@ -21,6 +21,7 @@ import pandas as pd
 from fmdenoise.evaluate.metrics import evaluate_dataset
 from fmdenoise.evaluate.predict import predict_dataset
 from fmdenoise.io import write_text
+from fmdenoise.settings import NormalizationSettings
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def evaluate_transfer(
     method: Mapping[str, Any],
     targets: Mapping[str, str | Path],
     out_csv: str | Path,
-    norm: Mapping[str, Any],
+    norm: NormalizationSettings,
     *,
     tile: int | None = None,
     overlap: int = 64,
@@ -43,9 +44,7 @@ def evaluate_transfer(
         for name, data_dir in targets.items():
             pred = Path(tmp) / name
             predict_dataset(method, data_dir, pred, norm, tile=tile, overlap=overlap, device=device)
-            table = evaluate_dataset(
-                data_dir, pred, norm["low_percentile"], norm["high_percentile"]
-            )
+            table = evaluate_dataset(data_dir, pred, norm.low_percentile, norm.high_percentile)
             tables.append(table.assign(tested_on=name))
             log.info("%s: %d test images, mean PSNR %.2f", name, len(table), table["psnr"].mean())
     out = pd.concat(tables, ignore_index=True)

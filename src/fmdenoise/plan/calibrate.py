@@ -31,6 +31,7 @@ from fmdenoise import device as dev
 from fmdenoise.models import GRAY_DEFAULTS, build
 from fmdenoise.models.wrapper import Denoiser
 from fmdenoise.process import prefer_huge_pages
+from fmdenoise.settings import NormalizationSettings, PatchSettings
 
 #: the study's four architectures at their published (full) size
 FULL_SIZE: dict[str, dict[str, Any]] = {**GRAY_DEFAULTS, "care_unet": {}}
@@ -187,9 +188,8 @@ def data_rules(size: int, pairs: int) -> list[dict[str, Any]]:
         start = time.perf_counter()
         ingest_dataset(root / "src", layout, root / "data", val_fraction=0.25, seed=0)
         rows.append({"name": "ingest", "value": (time.perf_counter() - start) / mpx, "mpx": mpx})
-        patches = {"size": 128, "per_image": 64, "foreground_threshold": 0.4}
-        patches |= {"foreground_fraction": 1.0, "seed": 0}
-        norm = {"low_percentile": 0.1, "high_percentile": 99.9}
+        patches = PatchSettings(128, 64, 0.4, 1.0, 0)
+        norm = NormalizationSettings(0.1, 99.9)
         start = time.perf_counter()
         build_patches(root / "data", root / "patches", patches, norm)
         train_mpx = mpx / 2

@@ -184,7 +184,7 @@ class JobBuilder:
             if cfg.pretrained.source == "pretrain":
                 est = costs.small()
                 self.add("pretrain", model, "pretrained", est, 4 * costs.parameters(model))
-        p = s.config["patches"]
+        p = s.patches
         for name, size in self.sizes.items():
             self.add(
                 "ingest",
@@ -194,8 +194,8 @@ class JobBuilder:
                 size.data_mpx * 4e6,
                 files=size.files + 1,  # + manifest.csv
             )
-            n_patches = (size.train_images + size.val_images) * p["per_image"]
-            patch_bytes = 2 * n_patches * p["size"] ** 2 * 4
+            n_patches = (size.train_images + size.val_images) * p.per_image
+            patch_bytes = 2 * n_patches * p.size**2 * 4
             self.add(
                 "patches",
                 name,

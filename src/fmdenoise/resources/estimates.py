@@ -94,13 +94,13 @@ class CostModel:
         """One training job of ``steps`` steps (default: the whole budget) plus its validation
         passes (the step-0 one if it is the ``first`` job of its run; a rung of a halving
         search is one part of a run)."""
-        t, p = self.settings.training, self.settings.config["patches"]
+        t, p = self.settings.training, self.settings.patches
         arch = self.settings.models[model].arch
-        fig = self.cal.train_step(arch, device_type, int(t.batch_size), int(p["size"]))
+        fig = self.cal.train_step(arch, device_type, int(t.batch_size), int(p.size))
         step, note = self._scaled(fig, model)
         steps = int(t.steps) if steps is None else int(steps)
         validations = steps // int(t.val_every) + int(first)
-        val_patches = val_images * int(p["per_image"])
+        val_patches = val_images * int(p.per_image)
         val_seconds = validations * val_patches * step / int(t.batch_size) / 3.0
         params = self.parameters(model)
         # model, AdamW moments, best weights, gradients (float32) on the device

@@ -86,7 +86,7 @@ def _from_counts(
 def dataset_sizes(settings: StudySettings, workdir: str | Path = ".") -> dict[str, DatasetSize]:
     """Size of every dataset of a study (measured where ingested under ``workdir``)."""
     out = {}
-    fraction = settings.config["split"]["val_fraction"]
+    fraction = settings.split.val_fraction
     synth = settings.config.get("synthetic_source")
     for name, ds in settings.datasets.items():
         manifest = Path(workdir) / settings.results / "data" / name / "manifest.csv"

@@ -9,6 +9,7 @@ in KAIR. The held-out image ``camera`` is used only to report the denoising gain
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from fmdenoise.models import build
 from fmdenoise.models.wrapper import Denoiser
+from fmdenoise.settings import PretrainSettings
 from fmdenoise.train.provenance import code_version
 
 log = logging.getLogger(__name__)
@@ -89,25 +91,25 @@ def held_out_gain(model: Denoiser, sigma255: float = 25.0, seed: int = 1) -> dic
 
 
 def pretrain(
-    arch: str, kwargs: Mapping[str, Any], cfg: Mapping[str, Any]
+    arch: str, kwargs: Mapping[str, Any], recipe: PretrainSettings
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Train ``arch(**kwargs)`` on natural images; returns the raw network and a summary."""
-    torch.manual_seed(int(cfg["seed"]))
-    rng = np.random.default_rng(int(cfg["seed"]))
+    torch.manual_seed(int(recipe.seed))
+    rng = np.random.default_rng(int(recipe.seed))
     images = [natural_image(n) for n in TRAIN_IMAGES]
     net = build(arch, **dict(kwargs))
     model = Denoiser(net, arch, kwargs)
-    opt = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
-    steps = int(cfg["steps"])
+    opt = torch.optim.Adam(model.parameters(), lr=float(recipe.lr))
+    steps = int(recipe.steps)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, T_max=steps, eta_min=float(cfg["lr"]) / 10
+        opt, T_max=steps, eta_min=float(recipe.lr) / 10
     )
     start, losses = time.perf_counter(), []
     with torch.enable_grad():
         model.train()
         for step in range(1, steps + 1):
             noisy, clean, sigma = _batch(
-                images, int(cfg["patch_size"]), int(cfg["batch_size"]), float(cfg["sigma_max"]), rng
+                images, int(recipe.patch_size), int(recipe.batch_size), float(recipe.sigma_max), rng
             )
             loss = F.l1_loss(model(noisy, sigma=sigma), clean)
             opt.zero_grad(set_to_none=True)
@@ -134,12 +136,12 @@ def pretrain(
     return net, summary
 
 
-def provenance(cfg: Mapping[str, Any], threads: int) -> dict[str, Any]:
+def provenance(recipe: PretrainSettings, threads: int) -> dict[str, Any]:
     """What made a pretrained checkpoint: the recipe (``pretrain:`` section, seed included),
     the training images, the code version, torch and the thread count (CPU results are
     bitwise reproducible for the same code, torch and threads)."""
     return {
-        "recipe": dict(cfg),
+        "recipe": dataclasses.asdict(recipe),
         "images": list(TRAIN_IMAGES),
         "code_version": code_version(),
         "torch": str(torch.__version__),
