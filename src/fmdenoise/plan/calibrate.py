@@ -25,16 +25,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from fmdenoise import device as dev
-from fmdenoise.models import GRAY_DEFAULTS, build
+from fmdenoise.models import build
+from fmdenoise.models.size import FULL_SIZE, gflop_forward, parameter_count
 from fmdenoise.models.wrapper import Denoiser
 from fmdenoise.process import prefer_huge_pages
 from fmdenoise.settings import NormalizationSettings, PatchSettings
-
-#: the study's four architectures at their published (full) size
-FULL_SIZE: dict[str, dict[str, Any]] = {**GRAY_DEFAULTS, "care_unet": {}}
 
 
 def _peak_rss_mb() -> float:
@@ -66,25 +63,6 @@ def _peak_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return _peak_rss_mb()
-
-
-def gflop_forward(arch: str, kwargs: Mapping[str, Any] | None = None, size: int = 128) -> float:
-    """Forward GFLOP of ``arch`` (full size unless ``kwargs``) on one ``size`` x ``size`` image,
-    counted on the meta device: no memory, no arithmetic, a fraction of a second."""
-    kwargs = dict(FULL_SIZE[arch] if kwargs is None else kwargs)
-    with torch.device("meta"):
-        model = Denoiser(build(arch, **kwargs), arch, kwargs, None).eval()
-        x = torch.empty(1, 1, size, size)
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        model(x)
-    return counter.get_total_flops() / 1e9
-
-
-def parameter_count(arch: str, kwargs: Mapping[str, Any] | None = None) -> int:
-    """Parameters of ``arch`` (full size unless ``kwargs``), built on the meta device."""
-    kwargs = dict(FULL_SIZE[arch] if kwargs is None else kwargs)
-    with torch.device("meta"):
-        return sum(p.numel() for p in build(arch, **kwargs).parameters())
 
 
 def train_step(

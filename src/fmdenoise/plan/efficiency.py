@@ -142,7 +142,7 @@ def _inference_rows(
 ) -> list[dict[str, Any]]:
     """Inference and BM3D s/Mpx from the predictions' timing.json, with the job's peak RSS
     (models only at their published full size, the size the table's rows describe)."""
-    from fmdenoise.plan.calibrate import FULL_SIZE  # torch: only when needed
+    from fmdenoise.models.size import FULL_SIZE  # torch: only when needed
 
     rows: list[dict[str, Any]] = []
     for timing in sorted((results / "predictions").glob("*/*/timing.json")):

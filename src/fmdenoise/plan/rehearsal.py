@@ -219,7 +219,8 @@ def calibrate_machine(
     replaced. Returns ``out`` and one note per rate that differs from the table's by more than
     10 %. Without it a CPU rehearsal on a machine slower than the table's prices its predict
     jobs too short."""
-    from fmdenoise.plan.calibrate import FULL_SIZE, calibrate_inference  # torch: only here
+    from fmdenoise.models.size import FULL_SIZE  # torch: only here
+    from fmdenoise.plan.calibrate import calibrate_inference
 
     settings = StudySettings.from_config(config)
     base = Calibration.load(settings.planning.calibration)

@@ -54,7 +54,7 @@ class CostModel:
     # ---------------------------------------------------------------- helpers
     def _model(self, model: str) -> tuple[str, dict[str, Any], bool]:
         """(arch, kwargs, whether they are the published full size) of a configured model."""
-        from fmdenoise.plan.calibrate import FULL_SIZE  # torch: only when needed
+        from fmdenoise.models.size import FULL_SIZE  # torch: only when needed
 
         cfg = self.settings.models[model]
         kwargs = dict(cfg.kwargs)
@@ -63,7 +63,7 @@ class CostModel:
     def flop_scale(self, model: str) -> float:
         """FLOPs of the configured model relative to the full-size architecture (1 at full
         size; the demo's small models are priced from the full-size rows by this ratio)."""
-        from fmdenoise.plan.calibrate import gflop_forward
+        from fmdenoise.models.size import gflop_forward
 
         if model not in self._scale:
             arch, kwargs, full = self._model(model)
@@ -72,7 +72,7 @@ class CostModel:
 
     def parameters(self, model: str) -> int:
         """Parameters of the configured model (from the table at full size)."""
-        from fmdenoise.plan.calibrate import parameter_count
+        from fmdenoise.models.size import parameter_count
 
         arch, kwargs, full = self._model(model)
         return self.cal.parameters(arch) if full else parameter_count(arch, kwargs)
