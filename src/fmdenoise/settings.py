@@ -23,18 +23,31 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 #: a model without its own ``tile`` takes ``evaluation.tile``
 FROM_EVALUATION: Literal["evaluation"] = "evaluation"
 
 
 class Section:
-    """A config section as a frozen dataclass; :meth:`as_dict` gives back its validated
-    mapping (what a job receives as params, what a run's signature is computed from)."""
+    """A config section as a frozen dataclass: :meth:`from_dict` reads its validated mapping
+    (every field a key of it, optional keys with a default here), :meth:`as_dict` gives that
+    mapping back (what a job receives as params, what a run's signature is computed from)."""
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any]) -> Self:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        missing = [f.name for f in fields if f.name not in section and _required(f)]
+        if missing:
+            raise KeyError(f"{cls.__name__}: no {missing[0]!r} (a config that skipped validation)")
+        return cls(**{f.name: section[f.name] for f in fields if f.name in section})
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def _required(field: dataclasses.Field[Any]) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +66,6 @@ class TrainingSettings(Section):
     ssim_l1_weight: float
     compile: bool
 
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> TrainingSettings:
-        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
-
 
 @dataclasses.dataclass(frozen=True)
 class SplitSettings(Section):
@@ -64,11 +73,7 @@ class SplitSettings(Section):
 
     val_fraction: float
     seed: int
-    test_fraction: float | None
-
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> SplitSettings:
-        return cls(section["val_fraction"], section["seed"], section.get("test_fraction"))
+    test_fraction: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,10 +82,6 @@ class NormalizationSettings(Section):
 
     low_percentile: float
     high_percentile: float
-
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> NormalizationSettings:
-        return cls(section["low_percentile"], section["high_percentile"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,10 +93,6 @@ class PatchSettings(Section):
     foreground_threshold: float
     foreground_fraction: float
     seed: int
-
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> PatchSettings:
-        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,10 +106,6 @@ class PretrainSettings(Section):
     sigma_max: float
     seed: int
 
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> PretrainSettings:
-        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
-
 
 @dataclasses.dataclass(frozen=True)
 class NoiseLevelSettings(Section):
@@ -120,11 +113,7 @@ class NoiseLevelSettings(Section):
 
     mode: str  # fixed | estimate
     sigma: float
-    zero_shot_mode: str | None
-
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> NoiseLevelSettings:
-        return cls(section["mode"], section["sigma"], section.get("zero_shot_mode"))
+    zero_shot_mode: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,10 +123,6 @@ class PretrainedSettings(Section):
     source: str  # download | pretrain | none
     format: str  # kair | restormer | kbnet | fmdenoise
     download: str | None = None  # the downloads key (source: download)
-
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> PretrainedSettings:
-        return cls(section["source"], section["format"], section.get("download"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,13 +137,14 @@ class ModelSettings(Section):
     tile: int | Literal["evaluation"] | None = FROM_EVALUATION
 
     @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> ModelSettings:
-        return cls(
-            arch=section["arch"],
-            kwargs=dict(section.get("kwargs", {})),
-            pretrained=PretrainedSettings.from_dict(section["pretrained"]),
-            noise_level=NoiseLevelSettings.from_dict(section.get("noise_level", {})),
-            tile=section.get("tile", FROM_EVALUATION),
+    def from_dict(cls, section: Mapping[str, Any]) -> Self:
+        return super().from_dict(
+            {
+                **section,
+                "kwargs": dict(section.get("kwargs", {})),
+                "pretrained": PretrainedSettings.from_dict(section["pretrained"]),
+                "noise_level": NoiseLevelSettings.from_dict(section.get("noise_level", {})),
+            }
         )
 
     @property
@@ -193,16 +179,6 @@ class HalvingSettings(Section):
     stratify_rungs: int | None
     budgets: list[int] | None
 
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> HalvingSettings:
-        return cls(
-            section["eta"],
-            section["min_steps"],
-            section.get("stratify"),
-            section.get("stratify_rungs"),
-            list(section["budgets"]) if section.get("budgets") else None,
-        )
-
 
 @dataclasses.dataclass(frozen=True)
 class GridSettings(Section):
@@ -222,24 +198,9 @@ class GridSettings(Section):
     halving: HalvingSettings
 
     @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> GridSettings:
-        def names(key: str) -> list[str] | None:
-            value = section.get(key)
-            return None if value is None else list(value)
-
-        return cls(
-            losses=list(section["losses"]),
-            learning_rates=list(section["learning_rates"]),
-            seeds=list(section["seeds"]),
-            final_seeds=section["final_seeds"],
-            seed_datasets=names("seed_datasets"),
-            scratch_study=section["scratch_study"],
-            keep_weights=section["keep_weights"],
-            augmentation_study=section["augmentation_study"],
-            study_datasets=names("study_datasets"),
-            sweep_datasets=names("sweep_datasets"),
-            search=section["search"],
-            halving=HalvingSettings.from_dict(section["halving"]),
+    def from_dict(cls, section: Mapping[str, Any]) -> Self:
+        return super().from_dict(
+            {**section, "halving": HalvingSettings.from_dict(section["halving"])}
         )
 
 
@@ -257,10 +218,6 @@ class ResourceRequest(Section):
     retries: int | None
     time_limit: int | None  # minutes (the partition's MaxTime)
     signal_lead: int  # seconds
-
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> ResourceRequest:
-        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,10 +248,6 @@ class PlanningSettings(Section):
     concurrent_jobs: int
     calibration: str | None
 
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> PlanningSettings:
-        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
-
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationSettings(Section):
@@ -307,10 +260,6 @@ class EvaluationSettings(Section):
     seed: int
     transfer: bool
     crop: int
-
-    @classmethod
-    def from_dict(cls, section: Mapping[str, Any]) -> EvaluationSettings:
-        return cls(**{f.name: section[f.name] for f in dataclasses.fields(cls)})
 
 
 @dataclasses.dataclass(frozen=True)
