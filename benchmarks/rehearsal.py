@@ -43,7 +43,7 @@ def main() -> None:
         start = time.perf_counter()
         cfg_path, _log = rehearsal.run(load_config(ROOT / "config.yaml"), work, REDUCED)
         cfg = load_config(cfg_path)
-        out = rehearsal.write_report(work, cfg, shipped_table())
+        out = rehearsal.write_report(work, typed(cfg), shipped_table())
         print(f"reduced rehearsal: {time.perf_counter() - start:.0f} s wall, in {work}")
     jobs = pd.read_csv(out / "rehearsal.csv")
     summary = efficiency.summarize(jobs)

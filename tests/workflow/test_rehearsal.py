@@ -38,7 +38,7 @@ def rehearsed(tmp_path_factory):
     config = load_config(ROOT / "config.yaml")
     cfg_path, _log = rehearsal.run(config, work, OPTIONS)
     cfg = load_config(cfg_path)
-    out = rehearsal.write_report(work, cfg, shipped_table())
+    out = rehearsal.write_report(work, typed(cfg), shipped_table())
     return work, cfg, out
 
 
