@@ -88,7 +88,7 @@ def resource(rule_name, key):
 
 def retries(rule_name, default):
     """Resubmissions of a failed job: config ``resources.<rule>.retries`` or ``default``."""
-    own = SETTINGS.resources.rules.get(rule_name)
+    own = SETTINGS.resources.own(rule_name)
     value = own.retries if own else None
     return default if value is None else value
 

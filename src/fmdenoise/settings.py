@@ -20,7 +20,6 @@ The sections the library only passes through or parses itself (``datasets``, who
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal, Self
@@ -153,19 +152,13 @@ class ModelSettings(Section):
         return self.pretrained.source != "none"
 
     def as_dict(self) -> dict[str, Any]:
-        """The validated ``models.<name>`` mapping (for signatures and ``run.json``)."""
-        pretrained: dict[str, Any] = {"source": self.pretrained.source}
-        if self.pretrained.download is not None:
-            pretrained["download"] = self.pretrained.download
-        pretrained["format"] = self.pretrained.format
-        out: dict[str, Any] = {
-            "arch": self.arch,
-            "kwargs": copy.deepcopy(dict(self.kwargs)),
-            "pretrained": pretrained,
-            "noise_level": dataclasses.asdict(self.noise_level),
-        }
-        if self.tile != FROM_EVALUATION:
-            out["tile"] = self.tile
+        """The validated ``models.<name>`` mapping (for signatures and ``run.json``): the keys
+        a validated config leaves out (``pretrained.download``, ``tile``) left out again."""
+        out = super().as_dict()
+        if self.pretrained.download is None:
+            del out["pretrained"]["download"]
+        if self.tile == FROM_EVALUATION:
+            del out["tile"]
         return out
 
 
@@ -234,9 +227,13 @@ class ResourceSettings:
             {k: ResourceRequest.from_dict(v) for k, v in section.items() if k != "default"},
         )
 
+    def own(self, rule: str) -> ResourceRequest | None:
+        """The entry of ``rule`` itself, None when the config does not list the rule."""
+        return self.rules.get(rule)
+
     def of(self, rule: str) -> ResourceRequest:
         """The entry of ``rule`` (a rule the config does not list takes ``default``)."""
-        return self.rules.get(rule, self.default)
+        return self.own(rule) or self.default
 
 
 @dataclasses.dataclass(frozen=True)

@@ -150,7 +150,7 @@ def method_noise_level(s: StudySettings, method: str) -> dict[str, Any]:
     parsed = parse_method(s, method)
     if parsed is None:
         raise ConfigError(f"method {method!r}: not a model of this config")
-    noise = dataclasses.asdict(s.models[parsed.model].noise_level)
+    noise = s.models[parsed.model].noise_level.as_dict()
     if parsed.variant == "zeroshot" and noise.get("zero_shot_mode"):
         noise["mode"] = noise["zero_shot_mode"]
     return noise

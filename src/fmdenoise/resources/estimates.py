@@ -205,7 +205,8 @@ def request(
     config's ``resources.<rule>`` (or ``resources.default``) value. Runtime in minutes, capped
     at the rule's ``time_limit``; ``submissions``: how many chained submissions that implies
     (:mod:`fmdenoise.resources.time_limits`)."""
-    floor = settings.resources.of(rule)  # resources.<rule>, else resources.default
+    own = settings.resources.own(rule)  # a rule the config does not list asks for no GPU
+    floor = own or settings.resources.default
     margin = float(settings.planning.margin)
     need = max(int(floor.runtime), math.ceil(estimate.seconds * margin / 60))
     chained = rule_chain(settings, rule, need)  # a partition's time limit (time_limits)
@@ -213,12 +214,6 @@ def request(
         "cpus": int(floor.cpus),
         "mem_mb": max(int(floor.mem_mb), math.ceil(estimate.mem_mb * margin)),
         "runtime": chained.runtime,
-        "gpu": int(_listed_gpus(settings, rule) if gpu is None else gpu),
+        "gpu": int((own.gpu if own else 0) if gpu is None else gpu),
         "submissions": chained.submissions,
     }
-
-
-def _listed_gpus(settings: StudySettings, rule: str) -> int:
-    """GPUs of a rule's own ``resources`` entry (none for a rule the config does not list)."""
-    own = settings.resources.rules.get(rule)
-    return own.gpu if own else 0

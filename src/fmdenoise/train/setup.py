@@ -48,7 +48,7 @@ def make_model(cell: Cell, model: ModelSettings, pretrained: Path | None) -> Den
             )
     else:
         net = build(arch, **kwargs)
-    return Denoiser(net, arch, kwargs, dataclasses.asdict(model.noise_level))
+    return Denoiser(net, arch, kwargs, model.noise_level.as_dict())
 
 
 def make_optimizer(
