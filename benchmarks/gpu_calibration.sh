@@ -18,7 +18,7 @@ python=${PYTHON:-python3}
 } 2>&1 | tee "$out/environment.txt"
 $python - "$out/calibration.csv" "$budget" <<'PY' 2>&1 | tee "$out/calibrate.log"
 import sys
-from fmdenoise.resources.calibration import shipped_table
+from fmdenoise.costs.calibration import shipped_table
 from fmdenoise.plan.calibrate import calibrate_table
 
 print(calibrate_table("cuda", sys.argv[1], shipped_table(), float(sys.argv[2]),

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from fmdenoise.config import load_config
+from fmdenoise.costs.calibration import Calibration, shipped_table
 from fmdenoise.plan import efficiency, rehearsal
 from fmdenoise.plan.report import format_plan, make_plan
-from fmdenoise.resources.calibration import Calibration, shipped_table
 from fmdenoise.settings import StudySettings
 
 #: the library takes the typed view of a validated config

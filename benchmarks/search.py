@@ -41,7 +41,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from fmdenoise.train.search import promote, rung_budgets
+from fmdenoise.halving import rung_budgets
+from fmdenoise.train.search import promote
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demo" / "config.yaml"

@@ -13,6 +13,7 @@ from fmdenoise.study import (
     finetuned_models,
     inference_tile,
     main_init,
+    method_kind,
     method_kinds,
     method_noise_level,
     parse_method,
@@ -24,9 +25,11 @@ from fmdenoise.study import (
     transfer_sources,
     transfer_targets,
 )
-from fmdenoise.resources.requests import JobRequests
-from fmdenoise.resources.time_limits import chained_retries, rule_chain
-from fmdenoise.train.search import config_budgets, grid_order, halving, stratum
+from fmdenoise.costs.estimates import request
+from fmdenoise.costs.requests import JobRequests
+from fmdenoise.costs.rules import entry
+from fmdenoise.costs.time_limits import chained_retries, rule_chain
+from fmdenoise.halving import config_budgets, grid_order, halving, stratum
 
 # The validated config, typed once (fmdenoise.settings): what the library functions take.
 SETTINGS = StudySettings.from_config(config)
@@ -81,41 +84,56 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_-]+",
 
 
-def resource(rule_name, key):
-    """Resource ``key`` of a rule from config (falls back to resources.default)."""
-    return getattr(SETTINGS.resources.of(rule_name), key)
+# What every rule's jobs ask for: one table (fmdenoise.costs.rules.RULES) read here and by
+# fmdenoise plan through the same function (fmdenoise.costs.estimates.request).
 
 
-def retries(rule_name, default):
-    """Resubmissions of a failed job: config ``resources.<rule>.retries`` or ``default``."""
-    own = SETTINGS.resources.own(rule_name)
-    value = own.retries if own else None
-    return default if value is None else value
+def rule_threads(rule_name):
+    """Threads of a rule's jobs: the CPUs of its resources entry."""
+    return entry(SETTINGS, rule_name).cpus
 
 
-def rule_resources(rule_name):
-    """mem_mb and runtime of a rule (capped at its time limit, with ``--signal=TERM@`` for
-    training under one), plus its SLURM partition/extra arguments when set (otherwise the
-    profile's default-resources or the cluster's default apply)."""
-    chain = rule_chain(SETTINGS, rule_name, resource(rule_name, "runtime"))
-    res = dict(mem_mb=resource(rule_name, "mem_mb"), runtime=chain.runtime)
-    for key in ("slurm_partition", "slurm_extra"):
-        if resource(rule_name, key):
-            res[key] = resource(rule_name, key)
-    if chain.signal:  # training under a time limit asks for SIGTERM ahead of it
-        res["slurm_extra"] = f"{res.get('slurm_extra', '')} {chain.signal}".strip()
+def rule_retries(rule_name):
+    """Resubmissions of a failed job: its entry's ``retries`` (else the rule's own default)
+    plus the submissions a partition's time limit chains (``time_limit``)."""
+    return chained_retries(SETTINGS, rule_name)
+
+
+def slurm_options(rule_name, signal=None):
+    """The SLURM partition and extra arguments of a rule's entry, where set (otherwise the
+    profile's default-resources or the cluster's default apply), with ``--signal=TERM@`` for
+    a resumable job under a time limit."""
+    own, res = entry(SETTINGS, rule_name), {}
+    if own.slurm_partition:
+        res["slurm_partition"] = own.slurm_partition
+    extra = f"{own.slurm_extra} {signal or ''}".strip()
+    if extra:
+        res["slurm_extra"] = extra
     return res
 
 
-# Size-dependent requests (fmdenoise.plan): one calibration table for the whole run.
+def rule_resources(rule_name):
+    """mem_mb, runtime and GPUs of a rule whose request is its entry's (capped at the entry's
+    time limit), plus its SLURM options."""
+    req = request(SETTINGS, rule_name)
+    res = dict(mem_mb=req["mem_mb"], runtime=req["runtime"])
+    if req["gpu"]:
+        res["gpu"] = req["gpu"]
+        if entry(SETTINGS, rule_name).gpu_model:
+            res["gpu_model"] = entry(SETTINGS, rule_name).gpu_model
+    chain = rule_chain(SETTINGS, rule_name, entry(SETTINGS, rule_name).runtime)
+    return res | slurm_options(rule_name, chain.signal)
+
+
+# Size-dependent requests (fmdenoise.costs): one calibration table for the whole run.
 REQUESTS = JobRequests(SETTINGS)
 
 
 def sized_resources(rule_name):
     """runtime and mem_mb of a rule whose need grows with its input (ingest, patches, predict,
     metrics): the estimate from the calibration table x planning.margin, never below the
-    config's value; neural predict jobs also ask for the predict rule's GPUs."""
-    res = rule_resources(rule_name)
+    config's value; predict jobs ask for GPUs by their method's kind."""
+    res = slurm_options(rule_name)
 
     def need(key):
         return lambda wildcards, input: REQUESTS.request(
@@ -125,11 +143,9 @@ def sized_resources(rule_name):
     res["mem_mb"] = need("mem_mb")
     res["runtime"] = need("runtime")
     if rule_name == "predict":
-        res["gpu"] = lambda wildcards: REQUESTS.gpus(
-            "predict", wildcards.method, wildcards.dataset
-        )
-        if resource("predict", "gpu_model"):
-            res["gpu_model"] = resource("predict", "gpu_model")
+        res["gpu"] = lambda wildcards: REQUESTS.gpus("predict", wildcards.method)
+        if entry(SETTINGS, "predict").gpu_model:
+            res["gpu_model"] = entry(SETTINGS, "predict").gpu_model
     return res
 
 
@@ -379,24 +395,6 @@ def train_cell(wildcards):
     )
 
 
-def train_retries():
-    """Resubmissions of a training job: its own (2 by default) plus the submissions a
-    partition's time limit chains (``resources.train.time_limit``)."""
-    return chained_retries(
-        SETTINGS, "train", retries("train", 2), resource("train", "runtime")
-    )
-
-
-def train_resources():
-    """Training jobs' request: the rule's resources (``rule_resources``) and its GPUs."""
-    res = rule_resources("train")
-    if resource("train", "gpu") > 0:
-        res["gpu"] = resource("train", "gpu")
-        if resource("train", "gpu_model"):
-            res["gpu_model"] = resource("train", "gpu_model")
-    return res
-
-
 def training_targets():
     targets, studied = [], study_datasets(SETTINGS)
     for model in SETTINGS.models:
@@ -440,11 +438,15 @@ def method_spec(wildcards):
     from the ``select`` checkpoint, which a job submitted alone (SLURM) resolves only after
     Snakemake has evaluated the params."""
     m = wildcards.method
-    if m in ("raw", "bm3d", "bm3d-vst"):
-        return {"kind": m}
-    if m.startswith("provided-"):
+    kind = method_kind(SETTINGS, m)
+    if kind.neural:
+        return {
+            "kind": kind.name,
+            "noise_level": canonical(method_noise_level(SETTINGS, m)),
+        }
+    if kind.name == "provided":
         return {"kind": "provided", "name": m.removeprefix("provided-")}
-    return {"kind": "model", "noise_level": canonical(method_noise_level(SETTINGS, m))}
+    return {"kind": kind.name}
 
 
 def all_metrics(wildcards):
@@ -474,19 +476,29 @@ def transfer_inputs(wildcards):
     }
 
 
-def transfer_resources():
-    """A transfer job's request: the predict rule's, sized for the test sets it predicts."""
-    res = rule_resources("predict")
+def transfer_score_inputs(wildcards):
+    """The transfer predictions of the model selected on the dataset, and the test sets they
+    are scored against."""
+    m, d = wildcards.model, wildcards.dataset
+    return {
+        "predictions": f"{RESULTS}/transfer/{m}/{d}.predictions",
+        "data": [f"{RESULTS}/data/{t}" for t in transfer_targets(SETTINGS, d)],
+    }
+
+
+def transfer_resources(rule_name):
+    """A transfer job's request, sized for the test sets it predicts (transfer_predict, on
+    the GPU) or scores (transfer, on CPUs)."""
+    res = slurm_options(rule_name) | {"gpu": REQUESTS.gpus(rule_name)}
+    if res["gpu"] and entry(SETTINGS, rule_name).gpu_model:
+        res["gpu_model"] = entry(SETTINGS, rule_name).gpu_model
 
     def need(key):
         return lambda wildcards, input: REQUESTS.transfer_request(
-            wildcards.model, wildcards.dataset, list(input.get("data", []))
+            rule_name, wildcards.model, wildcards.dataset, list(input.get("data", []))
         )[key]
 
     res["mem_mb"], res["runtime"] = need("mem_mb"), need("runtime")
-    res["gpu"] = REQUESTS.inference_gpus()
-    if resource("predict", "gpu_model"):
-        res["gpu_model"] = resource("predict", "gpu_model")
     return res
 
 

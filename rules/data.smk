@@ -9,10 +9,12 @@ rule synthetic_source:
         f"{RESULTS}/logs/synthetic_source/{{filename}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/synthetic_source/{{filename}}.tsv"
+    retries: rule_retries("synthetic_source")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("synthetic_source")
     resources:
-        **rule_resources("ingest"),
+        **rule_resources("synthetic_source"),
     params:
         cfg=canonical(config.get("synthetic_source")),
     script:
@@ -29,9 +31,10 @@ rule download:
         f"{RESULTS}/logs/download/{{archive}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/download/{{archive}}.tsv"
-    retries: retries("download", 1)
+    retries: rule_retries("download")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("download")
     resources:
         **rule_resources("download"),
     params:
@@ -49,11 +52,12 @@ rule fetch_folder:
         f"{RESULTS}/logs/download/{{folder}}/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/download/{{folder}}/{{dataset}}.tsv"
-    retries: retries("download", 1)
+    retries: rule_retries("fetch_folder")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("fetch_folder")
     resources:
-        **rule_resources("download"),
+        **rule_resources("fetch_folder"),
     params:
         # what is fetched; where from (hagen_url, mirrors) and the pinned sha256 are read
         # from the config by the script, so that switching to a mirror reruns nothing
@@ -77,10 +81,12 @@ rule extract:
         f"{RESULTS}/logs/extract/{{archive}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/extract/{{archive}}.tsv"
+    retries: rule_retries("extract")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("extract")
     resources:
-        **rule_resources("ingest"),
+        **rule_resources("extract"),
     script:
         "../workflow_scripts/extract.py"
 
@@ -94,8 +100,10 @@ rule ingest:
         f"{RESULTS}/logs/ingest/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ingest/{{dataset}}.tsv"
+    retries: rule_retries("ingest")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("ingest")
     resources:
         **sized_resources("ingest"),
     params:
@@ -117,8 +125,10 @@ rule patches:
         f"{RESULTS}/logs/patches/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/patches/{{dataset}}.tsv"
+    retries: rule_retries("patches")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("patches")
     resources:
         **sized_resources("patches"),
     params:

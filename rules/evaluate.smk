@@ -10,9 +10,10 @@ rule predict:
         f"{RESULTS}/logs/predict/{{method}}/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/predict/{{method}}/{{dataset}}.tsv"
+    retries: rule_retries("predict")
     conda:
         "../envs/fmdenoise.yaml"
-    threads: resource("predict", "cpus")
+    threads: rule_threads("predict")
     resources:
         **sized_resources("predict"),
     params:
@@ -34,8 +35,10 @@ rule metrics:
         f"{RESULTS}/logs/metrics/{{method}}/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/metrics/{{method}}/{{dataset}}.tsv"
+    retries: rule_retries("metrics")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("metrics")
     resources:
         **sized_resources("metrics"),
     params:
@@ -62,10 +65,12 @@ rule table_main:
         f"{RESULTS}/logs/tables/main.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables/main.tsv"
+    retries: rule_retries("table_main")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("table_main")
     resources:
-        **rule_resources("default"),
+        **rule_resources("table_main"),
     params:
         finetuned=FINETUNE_MODELS,
         seed=SETTINGS.evaluation.seed,
@@ -73,29 +78,52 @@ rule table_main:
         "../workflow_scripts/table_main.py"
 
 
-rule transfer:
+rule transfer_predict:
     input:
         unpack(transfer_inputs),
     output:
-        f"{RESULTS}/transfer/{{model}}/{{dataset}}.csv",
+        temp(directory(f"{RESULTS}/transfer/{{model}}/{{dataset}}.predictions")),
     log:
-        f"{RESULTS}/logs/transfer/{{model}}/{{dataset}}.log",
+        f"{RESULTS}/logs/transfer_predict/{{model}}/{{dataset}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/transfer/{{model}}/{{dataset}}.tsv"
+        f"{RESULTS}/benchmarks/transfer_predict/{{model}}/{{dataset}}.tsv"
+    retries: rule_retries("transfer_predict")
     conda:
         "../envs/fmdenoise.yaml"
-    threads: resource("predict", "cpus")
+    threads: rule_threads("transfer_predict")
     resources:
-        **transfer_resources(),
+        **transfer_resources("transfer_predict"),
     params:
         method=lambda wildcards: {
-            "kind": "model",
+            "kind": "finetuned",
             "noise_level": canonical(method_noise_level(SETTINGS, wildcards.model)),
         },
         targets=lambda wildcards: transfer_targets(SETTINGS, wildcards.dataset),
         normalization=canonical(SETTINGS.normalization.as_dict()),
         tile=lambda wildcards: inference_tile(SETTINGS, wildcards.model),
         overlap=SETTINGS.evaluation.overlap,
+    script:
+        "../workflow_scripts/transfer_predict.py"
+
+
+rule transfer:
+    input:
+        unpack(transfer_score_inputs),
+    output:
+        f"{RESULTS}/transfer/{{model}}/{{dataset}}.csv",
+    log:
+        f"{RESULTS}/logs/transfer/{{model}}/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/transfer/{{model}}/{{dataset}}.tsv"
+    retries: rule_retries("transfer")
+    conda:
+        "../envs/fmdenoise.yaml"
+    threads: rule_threads("transfer")
+    resources:
+        **transfer_resources("transfer"),
+    params:
+        targets=lambda wildcards: transfer_targets(SETTINGS, wildcards.dataset),
+        normalization=canonical(SETTINGS.normalization.as_dict()),
     script:
         "../workflow_scripts/transfer.py"
 
@@ -116,10 +144,12 @@ rule table_transfer:
         f"{RESULTS}/logs/tables/transfer.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables/transfer.tsv"
+    retries: rule_retries("table_transfer")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("table_transfer")
     resources:
-        **rule_resources("default"),
+        **rule_resources("table_transfer"),
     params:
         finetuned=FINETUNE_MODELS,
     script:
@@ -149,10 +179,12 @@ rule table_validation:
         f"{RESULTS}/benchmarks/tables/{{table}}.tsv"
     wildcard_constraints:
         table="hyperparameters|scratch|augmentation",
+    retries: rule_retries("table_validation")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("table_validation")
     resources:
-        **rule_resources("default"),
+        **rule_resources("table_validation"),
     script:
         "../workflow_scripts/table_validation.py"
 
@@ -173,10 +205,12 @@ rule table_cost:
         f"{RESULTS}/logs/tables/cost.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables/cost.tsv"
+    retries: rule_retries("table_cost")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("table_cost")
     resources:
-        **rule_resources("default"),
+        **rule_resources("table_cost"),
     script:
         "../workflow_scripts/table_cost.py"
 
@@ -194,10 +228,12 @@ rule answers:
         f"{RESULTS}/logs/answers.log",
     benchmark:
         f"{RESULTS}/benchmarks/answers.tsv"
+    retries: rule_retries("answers")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("answers")
     resources:
-        **rule_resources("default"),
+        **rule_resources("answers"),
     params:
         finetuned=FINETUNE_MODELS,
     script:
@@ -221,10 +257,12 @@ rule table_search:
         f"{RESULTS}/logs/tables/search.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables/search.tsv"
+    retries: rule_retries("table_search")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("table_search")
     resources:
-        **rule_resources("default"),
+        **rule_resources("table_search"),
     params:
         steps=SETTINGS.training.steps,
     script:

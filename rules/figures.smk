@@ -15,10 +15,12 @@ rule figure_learning_curves:
         f"{RESULTS}/logs/figures/learning_curves.log",
     benchmark:
         f"{RESULTS}/benchmarks/figures/learning_curves.tsv"
+    retries: rule_retries("figure_learning_curves")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("figure_learning_curves")
     resources:
-        **rule_resources("default"),
+        **rule_resources("figure_learning_curves"),
     script:
         "../workflow_scripts/figure_learning_curves.py"
 
@@ -37,10 +39,12 @@ rule figure_transfer:
         f"{RESULTS}/logs/figures/transfer.log",
     benchmark:
         f"{RESULTS}/benchmarks/figures/transfer.tsv"
+    retries: rule_retries("figure_transfer")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("figure_transfer")
     resources:
-        **rule_resources("default"),
+        **rule_resources("figure_transfer"),
     script:
         "../workflow_scripts/figure_transfer.py"
 
@@ -60,10 +64,12 @@ rule figure_psnr_vs_cost:
         f"{RESULTS}/logs/figures/psnr_vs_cost.log",
     benchmark:
         f"{RESULTS}/benchmarks/figures/psnr_vs_cost.tsv"
+    retries: rule_retries("figure_psnr_vs_cost")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("figure_psnr_vs_cost")
     resources:
-        **rule_resources("default"),
+        **rule_resources("figure_psnr_vs_cost"),
     script:
         "../workflow_scripts/figure_psnr_vs_cost.py"
 
@@ -83,10 +89,12 @@ rule figure_examples:
         f"{RESULTS}/logs/figures/examples/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/figures/examples/{{dataset}}.tsv"
+    retries: rule_retries("figure_examples")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("figure_examples")
     resources:
-        **rule_resources("default"),
+        **rule_resources("figure_examples"),
     params:
         crop=SETTINGS.evaluation.crop,
     script:

@@ -13,10 +13,12 @@ rule convert_checkpoint:
         f"{RESULTS}/benchmarks/pretrained/{{model}}.tsv"
     wildcard_constraints:
         model=alternatives(models_with_source("download")),
+    retries: rule_retries("convert_checkpoint")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("convert_checkpoint")
     resources:
-        **rule_resources("pretrained"),
+        **rule_resources("convert_checkpoint"),
     params:
         model=lambda wildcards: canonical(SETTINGS.models[wildcards.model].as_dict()),
     script:
@@ -32,11 +34,12 @@ rule pretrain:
         f"{RESULTS}/benchmarks/pretrained/{{model}}.tsv"
     wildcard_constraints:
         model=alternatives(models_with_source("pretrain")),
+    retries: rule_retries("pretrain")
     conda:
         "../envs/fmdenoise.yaml"
-    threads: resource("pretrained", "cpus")
+    threads: rule_threads("pretrain")
     resources:
-        **rule_resources("pretrained"),
+        **rule_resources("pretrain"),
     params:
         model=lambda wildcards: canonical(SETTINGS.models[wildcards.model].as_dict()),
         pretrain=canonical(SETTINGS.pretrain.as_dict()),

@@ -16,12 +16,12 @@ rule train:
         f"{RESULTS}/logs/train/{RUN}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{RUN}.tsv"
-    retries: train_retries()
+    retries: rule_retries("train")
     conda:
         "../envs/fmdenoise.yaml"
-    threads: resource("train", "cpus")
+    threads: rule_threads("train")
     resources:
-        **train_resources(),
+        **rule_resources("train"),
     params:
         cell=train_cell,
         model=lambda wildcards: canonical(SETTINGS.models[wildcards.model].as_dict()),
@@ -40,12 +40,12 @@ rule rung:
         f"{RESULTS}/logs/rung/{RUN}/rung{{rung}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/rung/{RUN}/rung{{rung}}.tsv"
-    retries: train_retries()
+    retries: rule_retries("rung")
     conda:
         "../envs/fmdenoise.yaml"
-    threads: resource("train", "cpus")
+    threads: rule_threads("rung")
     resources:
-        **train_resources(),
+        **rule_resources("rung"),
     params:
         cell=train_cell,
         model=lambda wildcards: canonical(SETTINGS.models[wildcards.model].as_dict()),
@@ -64,10 +64,12 @@ checkpoint promote:
         f"{RESULTS}/logs/promote/{{model}}/{{dataset}}/rung{{rung}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/promote/{{model}}/{{dataset}}/rung{{rung}}.tsv"
+    retries: rule_retries("promote")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("promote")
     resources:
-        **rule_resources("default"),
+        **rule_resources("promote"),
     params:
         budget=lambda wildcards: BUDGETS[int(wildcards.rung)],
         eta=SETTINGS.grid.halving.eta,
@@ -86,10 +88,12 @@ checkpoint select:
         f"{RESULTS}/logs/select/{{model}}/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/select/{{model}}/{{dataset}}.tsv"
+    retries: rule_retries("select")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("select")
     resources:
-        **rule_resources("default"),
+        **rule_resources("select"),
     params:
         keep_weights=SETTINGS.grid.keep_weights,
     script:
@@ -105,9 +109,11 @@ rule studies:
         f"{RESULTS}/logs/studies/{{model}}/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/studies/{{model}}/{{dataset}}.tsv"
+    retries: rule_retries("studies")
     conda:
         "../envs/fmdenoise.yaml"
+    threads: rule_threads("studies")
     resources:
-        **rule_resources("default"),
+        **rule_resources("studies"),
     script:
         "../workflow_scripts/studies.py"

@@ -145,3 +145,35 @@ def gpu_config(path: Path, **training: object) -> Path:
     cfg.setdefault("resources", {})["train"] = {"cpus": 1, "mem_mb": 2000, "runtime": 30, "gpu": 1}
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+def dry_run_requests(text: str) -> dict[str, list[dict[str, int]]]:
+    """What every job of a ``snakemake -n`` printout asks for, per rule, as the plan's
+    ``requests`` (:func:`fmdenoise.plan.report.request_counts`): distinct (cpus = threads,
+    mem_mb, runtime, gpu) with their job counts. Snakemake leaves out ``threads: 1`` and a
+    resource a job does not ask for (gpu 0)."""
+    import re
+
+    counts: dict[str, dict[tuple[int, ...], int]] = {}
+    for block in re.split(r"\n(?=\[[^\n]*\]\n(?:local)?(?:rule|checkpoint) )", text):
+        name = re.search(r"^(?:local)?(?:rule|checkpoint) (\w+):", block, re.M)
+        if not name or name[1] == "all":
+            continue
+        threads = re.search(r"^\s+threads: (\d+)", block, re.M)
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        values = dict(kv.split("=", 1) for kv in res[1].split(", ")) if res else {}
+        key = (
+            int(threads[1]) if threads else 1,
+            int(values.get("mem_mb", 0)),
+            int(values.get("runtime", 0)),
+            int(values.get("gpu", 0)),
+        )
+        rule = counts.setdefault(name[1], {})
+        rule[key] = rule.get(key, 0) + 1
+    return {
+        r: [
+            dict(zip(("cpus", "mem_mb", "runtime", "gpu"), k, strict=True), jobs=n)
+            for k, n in sorted(c.items())
+        ]
+        for r, c in counts.items()
+    }

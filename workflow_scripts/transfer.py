@@ -1,16 +1,14 @@
-"""Adapter: rule transfer -> fmdenoise.evaluate.transfer.evaluate_transfer."""
+"""Adapter: rule transfer -> fmdenoise.evaluate.transfer.score_transfer."""
 
 from fmdenoise.device import threads
-from fmdenoise.evaluate.transfer import evaluate_transfer
+from fmdenoise.evaluate.transfer import score_transfer
 from fmdenoise.logs import log_to
 from fmdenoise.settings import NormalizationSettings
 
 with log_to(snakemake.log[0], snakemake), threads(snakemake.threads):
-    evaluate_transfer(
-        {**snakemake.params.method, "checkpoint": snakemake.input.checkpoint},
+    score_transfer(
         dict(zip(snakemake.params.targets, snakemake.input.data, strict=True)),
+        snakemake.input.predictions,
         snakemake.output[0],
         NormalizationSettings.from_dict(snakemake.params.normalization),
-        tile=snakemake.params.tile,
-        overlap=snakemake.params.overlap,
     )

@@ -167,10 +167,10 @@ def _inspect_source(args: argparse.Namespace) -> None:
 def _plan(args: argparse.Namespace) -> None:
     import json
 
+    from fmdenoise.costs.calibration import Calibration
     from fmdenoise.plan.report import format_plan, make_plan
     from fmdenoise.plan.site import partition_limits, partition_nodes, queue_limits
     from fmdenoise.plan.source_sizes import listed_bytes
-    from fmdenoise.resources.calibration import Calibration
 
     settings = load_settings(args.config)
     path = args.calibration or settings.planning.calibration
@@ -200,8 +200,8 @@ def _calibrate(args: argparse.Namespace) -> None:
 def _rehearse(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from fmdenoise.costs.calibration import shipped_table
     from fmdenoise.plan import rehearsal
-    from fmdenoise.resources.calibration import shipped_table
 
     config = load_config(args.config)
     if args.reduced:
@@ -237,8 +237,8 @@ def _rehearse(args: argparse.Namespace) -> None:
 def _efficiency(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from fmdenoise.costs.calibration import shipped_table
     from fmdenoise.plan.usage import write_efficiency
-    from fmdenoise.resources.calibration import shipped_table
 
     settings = load_settings(args.config)
     base = Path(args.calibration or settings.planning.calibration or shipped_table())

@@ -24,10 +24,47 @@ import re
 from typing import Any
 
 from fmdenoise.errors import ConfigError
+from fmdenoise.halving import config_budgets
 from fmdenoise.settings import StudySettings
-from fmdenoise.train.search import config_budgets
 
-BASELINE_KINDS = ("raw", "provided", "bm3d", "bm3d-vst")
+
+@dataclasses.dataclass(frozen=True)
+class MethodKind:
+    """One kind of method: what its ``predict`` job reads, where it runs, what prices it."""
+
+    name: str
+    reads: str  # what the predict job reads besides the test set
+    runs_on: str  # "gpu": a network (the predict rule's GPUs); "cpus": one image per CPU; "io"
+    calibration: str | None  # its inference row in the calibration table (None: the model's
+    # architecture for a network, no row for I/O)
+
+    @property
+    def neural(self) -> bool:
+        """A network: runs on the predict rule's GPUs, tiled as its model is evaluated."""
+        return self.runs_on == "gpu"
+
+    @property
+    def classical(self) -> bool:
+        """BM3D: whole images, one per CPU of the job in a process pool."""
+        return self.runs_on == "cpus"
+
+
+#: every kind of method, by name (the ``kind`` of a predict job's method and of
+#: :func:`method_kinds`); baselines first
+METHOD_KINDS: dict[str, MethodKind] = {
+    k.name: k
+    for k in (
+        MethodKind("raw", "nothing (the noisy input is the prediction)", "io", None),
+        MethodKind("provided", "the authors' outputs (test/provided/<name>)", "io", None),
+        MethodKind("bm3d", "nothing", "cpus", "bm3d"),
+        MethodKind("bm3d-vst", "nothing", "cpus", "bm3d-vst"),
+        MethodKind("finetuned", "the selected cell's model.pt", "gpu", None),
+        MethodKind("care", "the selected cell's model.pt (trained from scratch)", "gpu", None),
+        MethodKind("zeroshot", "the published weights (pretrained/<model>.pt)", "gpu", None),
+        MethodKind("seed", "an extra seed's model.pt of the selected cell", "gpu", None),
+    )
+}
+BASELINE_KINDS = tuple(k for k, kind in METHOD_KINDS.items() if not kind.neural)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,17 +193,27 @@ def method_noise_level(s: StudySettings, method: str) -> dict[str, Any]:
     return noise
 
 
-def method_kinds(s: StudySettings, dataset: str) -> dict[str, str]:
-    """The methods compared on ``dataset`` in the main table and their kind (``raw``,
-    ``provided``, ``bm3d``, ``bm3d-vst``, ``model``): baselines, zero-shot and selected."""
-    out = {"raw": "raw"}
-    out |= {f"provided-{p}": "provided" for p in s.datasets[dataset]["test"].get("provided", {})}
-    if s.evaluation.bm3d:
-        out["bm3d"] = "bm3d"
-    if s.evaluation.bm3d_vst:
-        out["bm3d-vst"] = "bm3d-vst"
-    out |= {f"{m}-zeroshot": "model" for m in finetuned_models(s)}
-    return out | {m: "model" for m in s.models}
+def method_kind(s: StudySettings, method: str) -> MethodKind:
+    """The kind of ``method`` (:data:`METHOD_KINDS`); an error for a name that is no method."""
+    if method in ("raw", "bm3d", "bm3d-vst"):
+        return METHOD_KINDS[method]
+    if method.startswith("provided-"):
+        return METHOD_KINDS["provided"]
+    parsed = parse_method(s, method)
+    if parsed is None:
+        raise ConfigError(f"method {method!r}: neither a baseline nor a model of this config")
+    if parsed.variant == "selected":
+        return METHOD_KINDS["finetuned" if s.models[parsed.model].finetuned else "care"]
+    return METHOD_KINDS[parsed.variant]
+
+
+def method_kinds(s: StudySettings, dataset: str) -> dict[str, MethodKind]:
+    """The methods compared on ``dataset`` in the main table, with their kind: baselines
+    (raw, the provided outputs, BM3D and BM3D-VST where on), zero-shot and selected models."""
+    names = ["raw", *(f"provided-{p}" for p in s.datasets[dataset]["test"].get("provided", {}))]
+    names += [m for m in ("bm3d", "bm3d-vst") if getattr(s.evaluation, m.replace("-", "_"))]
+    names += [f"{m}-zeroshot" for m in finetuned_models(s)] + list(s.models)
+    return {m: method_kind(s, m) for m in names}
 
 
 def seed_methods(s: StudySettings, dataset: str) -> list[str]:

@@ -19,8 +19,8 @@ import torch
 import yaml
 
 from fmdenoise.config import load_config
+from fmdenoise.costs.calibration import shipped_table
 from fmdenoise.plan.usage import write_efficiency
-from fmdenoise.resources.calibration import shipped_table
 from fmdenoise.settings import StudySettings
 
 from ..conftest import LONG

@@ -28,12 +28,12 @@ def dataset(tmp_path):
     return tmp_path / "data"
 
 
-@pytest.mark.parametrize("kind", ["raw", "provided", "bm3d", "bm3d-vst", "model"])
+@pytest.mark.parametrize("kind", ["raw", "provided", "bm3d", "bm3d-vst", "finetuned"])
 def test_predict_and_evaluate_every_method_kind(tmp_path, dataset, kind):
     method = {"kind": kind}
     if kind == "provided":
         method["name"] = "care"
-    if kind == "model":
+    if kind == "finetuned":
         save_model(
             tmp_path / "m.pt", build("care_unet", unet_n_first=4), "care_unet", {"unet_n_first": 4}
         )
@@ -48,7 +48,7 @@ def test_predict_and_evaluate_every_method_kind(tmp_path, dataset, kind):
     assert timing["images"] == 3 and timing["device_type"] == "cpu"
     assert timing["megapixels"] == pytest.approx(3 * 40 * 40 / 1e6)
     assert timing["seconds"] >= 0 and timing["seconds_per_megapixel"] >= 0
-    assert (timing["parameters"] is not None and timing["parameters"] > 0) == (kind == "model")
+    assert (timing["parameters"] is not None and timing["parameters"] > 0) == (kind == "finetuned")
 
 
 def test_microssim_is_the_packages_own_fitted_on_the_test_set(tmp_path, dataset):

@@ -18,15 +18,19 @@ import yaml
 
 from fmdenoise.cli import main
 from fmdenoise.config import load_config, validate
+from fmdenoise.costs.calibration import Calibration, write_table
+from fmdenoise.costs.requests import JobRequests
 from fmdenoise.errors import ConfigError
 from fmdenoise.models import GRAY_DEFAULTS
 from fmdenoise.plan.report import format_plan, make_plan
-from fmdenoise.resources.calibration import Calibration, write_table
-from fmdenoise.resources.requests import JobRequests
 from fmdenoise.settings import StudySettings
-from fmdenoise.study import finetuned_models, study_datasets, transfer_source
+from fmdenoise.study import METHOD_KINDS, finetuned_models, study_datasets, transfer_source
 
 from ..conftest import ROOT
+from ..helpers import dry_run_requests
+
+#: a fine-tuned model's test-set inference
+KIND = METHOD_KINDS["finetuned"]
 
 #: the library takes the typed view of a validated config
 typed = StudySettings.from_config
@@ -281,6 +285,51 @@ def test_plan_counts_equal_snakemake_dry_run(configfile, search, tmp_path):
     assert ours == dry
 
 
+#: rules whose jobs `snakemake -n` lists only in part before the checkpoints (the rungs after
+#: the first promotion, the runs after selection): their distinct requests are compared
+UNLISTED = ("rung", "train")
+
+
+@pytest.mark.parametrize("configfile", ["config.yaml", "demo/config.yaml"])
+def test_plan_requests_equal_every_job_of_snakemake_dry_run(configfile, tmp_path):
+    """What the plan says each rule's jobs ask for (CPUs, memory, runtime, GPUs) is what every
+    job of `snakemake -n` requests: one table (fmdenoise.costs.rules) read by both. --cores
+    high enough that Snakemake does not lower the threads of a job to the cores given."""
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1024", "-s", str(ROOT / "Snakefile"),
+         "--directory", str(tmp_path), "--configfile", str(ROOT / configfile)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    dry = dry_run_requests(out)
+    plan = make_plan(typed(load_config(ROOT / configfile)), workdir=ROOT / "nonexistent")
+    assert set(dry) <= set(plan["rules"]) and set(plan["rules"]) - set(dry) <= set(UNLISTED)
+    for rule, requests in dry.items():
+        planned = plan["rules"][rule]["requests"]
+        if rule in UNLISTED:
+            drop = [{k: v for k, v in r.items() if k != "jobs"} for r in requests]
+            assert drop == [{k: v for k, v in r.items() if k != "jobs"} for r in planned], rule
+        else:
+            assert requests == planned, rule
+
+
+def test_every_rule_has_one_row_in_the_resources_table():
+    """Every rule of rules/*.smk (but the target rule all) is in fmdenoise.costs.rules.RULES,
+    and asks through it: its threads, retries and resources name the rule itself."""
+    from fmdenoise.costs.rules import RULES
+
+    names = []
+    for smk in sorted((ROOT / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=(?:rule|checkpoint) )", smk.read_text()):
+            name = re.match(r"(?:rule|checkpoint) (\w+)", block)
+            if not name:
+                continue
+            names.append(name[1])
+            assert f'rule_threads("{name[1]}")' in block, name[1]
+            assert f'rule_retries("{name[1]}")' in block, name[1]
+            assert re.search(rf'_resources\("{name[1]}"\)|transfer_resources\(\)', block)
+    assert sorted(names) == sorted(RULES)
+
+
 class Resources(dict):
     """As a job script sees ``snakemake.resources``: items(), private keys included."""
 
@@ -476,8 +525,8 @@ def test_cpu_rehearsal_prices_its_jobs_with_this_machines_rates(tmp_path, monkey
     here at 1.5x the shipped rates), writes the shipped table with those rows replaced, prices
     the rehearsal with it (planning.calibration of the rehearsal config) and says so in its
     notes; the other rows of the table are kept."""
+    from fmdenoise.costs.estimates import CostModel
     from fmdenoise.plan import calibrate, rehearsal
-    from fmdenoise.resources.estimates import CostModel
 
     shipped = Calibration.load(None)
     asked = []
@@ -506,8 +555,8 @@ def test_cpu_rehearsal_prices_its_jobs_with_this_machines_rates(tmp_path, monkey
 
     assert others(here) == others(shipped)
     cfg = rehearsal.rehearsal_config(config, "http://x", rehearsal.reduced_options())
-    before = CostModel(typed(cfg), shipped).predict("kbnet", "model", 1.0, 512 * 512, "cpu", 2)
-    after = CostModel(typed(cfg), here).predict("kbnet", "model", 1.0, 512 * 512, "cpu", 2)
+    before = CostModel(typed(cfg), shipped).predict("kbnet", KIND, 1.0, 512 * 512, "cpu", 2)
+    after = CostModel(typed(cfg), here).predict("kbnet", KIND, 1.0, 512 * 512, "cpu", 2)
     assert after.seconds - 10 == pytest.approx(1.5 * (before.seconds - 10), rel=1e-5)
 
     # run(): measured before the rehearsal config is written, which then prices with it

@@ -15,28 +15,25 @@ import pytest
 import torch
 
 from fmdenoise.config import load_config, validate
+from fmdenoise.costs.calibration import Calibration
+from fmdenoise.costs.estimates import CostModel
 from fmdenoise.data.synthetic import write_toy_patches
 from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.evaluate.search_table import search_tables
-from fmdenoise.io import write_json
-from fmdenoise.models.checkpoints import load_model
-from fmdenoise.plan.report import make_plan
-from fmdenoise.resources.calibration import Calibration
-from fmdenoise.resources.estimates import CostModel
-from fmdenoise.settings import StudySettings
-from fmdenoise.train.loop import train, train_rung
-from fmdenoise.train.search import (
-    DROPPED_STATE,
+from fmdenoise.halving import (
     cells_per_rung,
     config_budgets,
     grid_order,
     keep,
-    promote,
-    promotion,
     rung_budgets,
-    search_spend,
     stratum,
 )
+from fmdenoise.io import write_json
+from fmdenoise.models.checkpoints import load_model
+from fmdenoise.plan.report import make_plan
+from fmdenoise.settings import StudySettings
+from fmdenoise.train.loop import train, train_rung
+from fmdenoise.train.search import DROPPED_STATE, promote, promotion, search_spend
 from fmdenoise.train.selection import select_cell
 from fmdenoise.train.setup import Cell
 

@@ -38,7 +38,9 @@ def test_method_names(real):
     for baseline in ("raw", "bm3d", "bm3d-vst", "provided-care", "nomodel-seed1", "care-seedx"):
         assert parse_method(typed(real), baseline) is None, baseline
     kinds = method_kinds(typed(real), "nucleus")
-    assert kinds["care"] == "model" and kinds["bm3d-vst"] == "bm3d-vst"
+    assert kinds["care"].name == "care" and kinds["bm3d-vst"].name == "bm3d-vst"
+    assert kinds["drunet"].neural and kinds["drunet-zeroshot"].name == "zeroshot"
+    assert kinds["bm3d"].classical and not kinds["raw"].neural and not kinds["raw"].classical
     assert "care-zeroshot" not in kinds  # CARE has no published weights
 
 
@@ -86,5 +88,9 @@ def test_plan_prices_the_extra_seeds_and_transfer(real):
     assert rules["transfer"]["jobs"] == pairs and "transfer" not in before
     assert rules["table_transfer"]["jobs"] == 1 and rules["figure_transfer"]["jobs"] == 1
     # inference on a GPU (the predict rule's), 9 test sets each
-    assert rules["transfer"]["gpu_hours"] > 0 and rules["transfer"]["peak_gpu_mem_mb"] > 0
+    # predicted on the GPU, scored on CPUs: no GPU held for the metrics
+    assert rules["transfer_predict"]["jobs"] == pairs
+    assert rules["transfer_predict"]["gpu_hours"] > 0
+    assert rules["transfer_predict"]["peak_gpu_mem_mb"] > 0
+    assert rules["transfer"]["gpu_hours"] == 0 and rules["transfer"]["cpu_hours"] > 0
     assert plan["gpu_hours"] > base["gpu_hours"]

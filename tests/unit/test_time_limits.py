@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from fmdenoise.config import load_config, validate
+from fmdenoise.costs.time_limits import chain, chained_retries, rule_chain
 from fmdenoise.errors import ConfigError
 from fmdenoise.plan.report import format_plan, make_plan
 from fmdenoise.plan.site import (
@@ -19,7 +20,6 @@ from fmdenoise.plan.site import (
     parse_sinfo_nodes,
     parse_time,
 )
-from fmdenoise.resources.time_limits import chain, chained_retries, rule_chain
 from fmdenoise.settings import StudySettings
 
 from ..conftest import ROOT
@@ -49,8 +49,10 @@ def test_rule_chain_reads_the_config_and_retries_grow():
     cfg = real(time_limit=240, signal_lead=600)  # runtime 1440 in config.yaml
     assert rule_chain(typed(cfg), "train", 1440).submissions == 7
     assert rule_chain(typed(cfg), "rung", 1440).submissions == 7  # rung jobs are training jobs
-    assert chained_retries(typed(cfg), "train", 2, 1440) == 2 + 6
-    assert chained_retries(typed(real()), "train", 2, 1440) == 2  # no limit: as before
+    assert chained_retries(typed(cfg), "train") == 2 + 6  # the rule's 2, and the chain
+    assert chained_retries(typed(cfg), "rung") == 2 + 6
+    assert chained_retries(typed(real()), "train") == 2  # no limit: as before
+    assert chained_retries(typed(cfg), "predict") == 0  # not resumable: never chained
     with pytest.raises(ConfigError, match=r"resources\.train\.signal_lead: 600 s"):
         rule_chain(typed(real(time_limit=10, signal_lead=600)), "train", 60)
 

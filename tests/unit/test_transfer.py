@@ -88,7 +88,7 @@ def test_evaluate_transfer_equals_predict_then_metrics(tmp_path):
         data[name] = tmp_path / name
     save_model(tmp_path / "m.pt", build("care_unet", unet_n_first=4), "care_unet",
                {"unet_n_first": 4})  # fmt: skip
-    method = {"kind": "model", "checkpoint": str(tmp_path / "m.pt")}
+    method = {"kind": "finetuned", "checkpoint": str(tmp_path / "m.pt")}
     out = evaluate_transfer(method, data, tmp_path / "t.csv", NORM, tile=32, overlap=8)
     assert list(out.columns[:2]) == ["image", "psnr"] and set(out["tested_on"]) == {"B", "C"}
     saved = pd.read_csv(tmp_path / "t.csv")

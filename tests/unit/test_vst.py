@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fmdenoise.data.noise import estimate_noise
 from fmdenoise.data.synthetic import nucleus, optics
-from fmdenoise.evaluate.vst import estimate_noise, gat, inverse_gat, inverse_gat_algebraic
+from fmdenoise.evaluate.vst import gat, inverse_gat, inverse_gat_algebraic
 
 ALPHA, SIGMA, MU = 2.5, 4.0, 100.0  # gain, read noise, camera offset
 BETA = SIGMA**2 - ALPHA * MU

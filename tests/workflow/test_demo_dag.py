@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -296,12 +297,25 @@ def test_plan_counts_every_job_that_ran(reduced_demo):
     exist after the select checkpoint included (the extra seed's train, predict and metrics
     jobs, the studies), which `snakemake -n` cannot list."""
     from fmdenoise.config import load_config
-    from fmdenoise.plan.report import make_plan
+    from fmdenoise.plan.efficiency import read_requests
+    from fmdenoise.plan.report import make_plan, request_counts
 
     work, config, output = reduced_demo
     plan = make_plan(typed(load_config(config)), workdir=work)
     planned = {rule: s["jobs"] for rule, s in plan["rules"].items()}
     assert ran(output) == planned
+    # and every job asked for what the plan says (the request record each job wrote), those
+    # after the checkpoints included
+    recorded: dict[str, list] = {}
+    for job in read_requests(work / "results" / "demo"):
+        recorded.setdefault(job["rule"], []).append(
+            SimpleNamespace(
+                request={"cpus": job["threads"], "mem_mb": job["req_mem_mb"],
+                         "runtime": job["req_runtime_min"], "gpu": job["req_gpu"]}
+            )
+        )  # fmt: skip
+    seen = {rule: request_counts(jobs) for rule, jobs in recorded.items()}
+    assert seen == {rule: s["requests"] for rule, s in plan["rules"].items()}
 
 
 @pytest.mark.slow

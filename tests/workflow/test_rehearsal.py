@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from fmdenoise.config import load_config
+from fmdenoise.costs.calibration import Calibration, shipped_table
+from fmdenoise.costs.estimates import CostModel
+from fmdenoise.costs.sizes import dataset_sizes
 from fmdenoise.plan import rehearsal
 from fmdenoise.plan.jobs import study_jobs
-from fmdenoise.resources.calibration import Calibration, shipped_table
-from fmdenoise.resources.estimates import CostModel
-from fmdenoise.resources.sizes import dataset_sizes
 from fmdenoise.settings import StudySettings
 
 from ..conftest import ROOT

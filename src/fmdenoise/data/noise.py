@@ -1,7 +1,7 @@
 """The noise a model was trained on, and whether a new image lies within it.
 
 Each low-SNR image is summarised by the same Poisson-Gaussian estimator the ``bm3d-vst``
-baseline uses (:func:`fmdenoise.evaluate.vst.estimate_noise`: ``Var[z] = alpha E[z] + beta``,
+baseline uses (:func:`estimate_noise`: ``Var[z] = alpha E[z] + beta``,
 ``alpha`` the gain, ``beta`` the read-noise term) and by its intensity percentiles. What the
 network sees is the image normalised by its percentiles, so the figure that decides whether it
 has seen such noise is the **relative noise level**: the noise standard deviation at the
@@ -14,10 +14,19 @@ range of these figures over the training images (``patches.json``, key ``noise``
 training run copies it into ``run.json`` and
 ``model.pt``; ``fmdenoise denoise`` estimates them for each input image and warns, with the
 numbers, when its noise level lies outside the training range (by more than ``tolerance``).
+
+The noise model itself (:func:`estimate_noise`) lives here, in the first stage, because the data
+stage (the training noise range) and the evaluation stage (the ``bm3d-vst`` baseline,
+:mod:`fmdenoise.evaluate.vst`) both use it: a camera image is ``z = alpha * p + n`` with ``p``
+Poisson, ``alpha`` the gain and ``n`` Gaussian read noise, so ``Var[z] = alpha * E[z] + beta``;
+``alpha`` and ``beta`` are fitted on the image itself (local means against the local variance
+of a high-pass residual, binned by intensity, robust per bin: the Foi et al. 2008 recipe in its
+simplest form).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,7 +34,31 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from fmdenoise.evaluate.vst import estimate_noise
+
+def estimate_noise(image: np.ndarray, bins: int = 16) -> tuple[float, float]:
+    """``(alpha, beta)`` of ``Var[z] = alpha * E[z] + beta`` estimated from one image."""
+    z = np.asarray(image, dtype=np.float64)
+    h, w = (z.shape[0] // 2) * 2, (z.shape[1] // 2) * 2
+    a, b = z[0:h:2, 0:w:2], z[1:h:2, 0:w:2]
+    c, d = z[0:h:2, 1:w:2], z[1:h:2, 1:w:2]
+    residual = (a - b - c + d) / 2.0  # Var = Var[z] for independent noise; kills smooth signal
+    level = ndimage.uniform_filter((a + b + c + d) / 4.0, size=3)  # local mean
+    edges = np.quantile(level, np.linspace(0, 1, bins + 1))
+    means, variances, weights = [], [], []
+    for lo, hi in itertools.pairwise(edges):
+        inside = (level >= lo) & (level <= hi)
+        if inside.sum() < 50:
+            continue
+        r = residual[inside]
+        mad = np.median(np.abs(r - np.median(r)))
+        means.append(float(np.median(level[inside])))
+        variances.append(float((1.4826 * mad) ** 2))
+        weights.append(float(inside.sum()))
+    if len(means) < 2:
+        return 1e-6, float(np.var(residual))
+    alpha, beta = np.polyfit(means, variances, 1, w=np.sqrt(weights))
+    return max(float(alpha), 1e-6), float(beta)
+
 
 #: an input's noise level may lie this factor beyond the training range before a warning
 TOLERANCE = 1.5

@@ -24,16 +24,18 @@ import torch
 
 from fmdenoise import device as dev
 from fmdenoise.data.ingest import read_manifest
+from fmdenoise.data.noise import estimate_noise
 from fmdenoise.data.normalize import denormalize, normalize_percentile
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.inference import denoise_array
 from fmdenoise.evaluate.processes import process_map
-from fmdenoise.evaluate.vst import estimate_noise, gat, inverse_gat
+from fmdenoise.evaluate.vst import gat, inverse_gat
 from fmdenoise.io import atomic_dir, read_image, write_json, write_tiff
 from fmdenoise.models import count_parameters
 from fmdenoise.models.checkpoints import load_model
 from fmdenoise.models.wrapper import Denoiser, estimate_sigma
 from fmdenoise.settings import NormalizationSettings
+from fmdenoise.study import METHOD_KINDS
 
 
 def _bm3d(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -89,8 +91,8 @@ def parallel_bm3d(
 
 
 def load_method_model(method: Mapping[str, Any], device: torch.device) -> Denoiser | None:
-    """The prepared network of a ``model`` method (eval mode on ``device``); None otherwise."""
-    if method["kind"] != "model":
+    """The prepared network of a neural method (eval mode on ``device``); None otherwise."""
+    if not METHOD_KINDS[method["kind"]].neural:
         return None
     net, meta = load_model(method["checkpoint"])
     wrapped = Denoiser(net, meta["arch"], meta["kwargs"], method.get("noise_level"))
@@ -124,7 +126,7 @@ def method_function(
         return lambda _name, low: bm3d_denoise(low, low_p, high_p)
     if kind == "bm3d-vst":
         return lambda _name, low: bm3d_vst_denoise(low)
-    if kind == "model" and model is not None:
+    if METHOD_KINDS[kind].neural and model is not None:
         return lambda _name, low: denoise_array(
             model, low, low=low_p, high=high_p, tile=tile, overlap=overlap
         )
@@ -172,18 +174,21 @@ def predict_dataset(
     """Write ``out_dir/<image>.tif`` for every test image; returns the image names.
 
     ``method``: ``{"kind": "raw"}``, ``{"kind": "provided", "name": ...}``, ``{"kind": "bm3d"}``
-    or ``{"kind": "model", "checkpoint": path, "noise_level": {...}}``. BM3D runs ``workers``
+    or, for a network (a kind of :data:`~fmdenoise.study.METHOD_KINDS` that is ``neural``),
+    ``{"kind": "finetuned", "checkpoint": path, "noise_level": {...}}``. BM3D runs ``workers``
     images at once (the job's CPUs); its timing is then the wall time of the whole set.
     """
     data_dir = Path(data_dir)
     manifest = read_manifest(data_dir)
     test = manifest[manifest["split"] == "test"]
-    device_t = dev.resolve(device) if method["kind"] == "model" else torch.device("cpu")
+    kind = METHOD_KINDS.get(method["kind"])
+    if kind is None:
+        raise FmdenoiseError(f"unknown method kind {method['kind']!r}")
+    device_t = dev.resolve(device) if kind.neural else torch.device("cpu")
     model = load_method_model(method, device_t)
     apply = method_function(method, data_dir, norm, model, tile=tile, overlap=overlap)
     names = sorted(test[test["role"] == "low"]["image"])
-    classical = method["kind"] in ("bm3d", "bm3d-vst")
-    workers = max(1, min(workers, len(names))) if classical else 1
+    workers = max(1, min(workers, len(names))) if kind.classical else 1
     with atomic_dir(out_dir) as tmp:
         low_paths = [data_dir / "test" / "low" / f"{name}.tif" for name in names]
         if workers > 1:

@@ -5,7 +5,9 @@ One row per (model, trained on, tested on), the in-domain pairs (a model on the 
 selected on) included: mean test PSNR (study convention), its gain over the raw input and over
 the zero-shot model on the tested dataset (None for models trained from scratch), and its
 difference to the model selected on the tested dataset itself. Inference only: nothing is
-trained for it.
+trained for it. The workflow predicts on the GPU (rule ``transfer_predict``, predictions kept
+until scored) and scores on CPUs (rule ``transfer``), as the main evaluation's predict and
+metrics jobs do, so that no GPU is held for metric work.
 """
 
 from __future__ import annotations
@@ -20,10 +22,50 @@ import pandas as pd
 
 from fmdenoise.evaluate.metrics import evaluate_dataset
 from fmdenoise.evaluate.predict import predict_dataset
-from fmdenoise.io import write_text
+from fmdenoise.io import atomic_dir, write_text
 from fmdenoise.settings import NormalizationSettings
 
 log = logging.getLogger(__name__)
+
+
+def predict_transfer(
+    method: Mapping[str, Any],
+    targets: Mapping[str, str | Path],
+    out_dir: str | Path,
+    norm: NormalizationSettings,
+    *,
+    tile: int | None = None,
+    overlap: int = 64,
+    device: str = "auto",
+) -> None:
+    """Apply one model (``method``: a neural kind with its checkpoint) to the test set of every
+    dataset in ``targets`` (name -> ingested folder): ``out_dir/<name>/<image>.tif`` (the
+    folder written whole or not at all). The GPU part of a transfer; :func:`score_transfer`
+    scores it on CPUs in a job of its own."""
+    with atomic_dir(out_dir) as tmp:
+        for name, data_dir in targets.items():
+            predict_dataset(
+                method, data_dir, tmp / name, norm, tile=tile, overlap=overlap, device=device
+            )
+
+
+def score_transfer(
+    targets: Mapping[str, str | Path],
+    pred_dir: str | Path,
+    out_csv: str | Path,
+    norm: NormalizationSettings,
+) -> pd.DataFrame:
+    """The per-image metrics of :func:`predict_transfer`'s predictions on every target's test
+    set (column ``tested_on``; MicroSSIM fitted per test set), written as one CSV."""
+    tables = []
+    for name, data_dir in targets.items():
+        pred = Path(pred_dir) / name
+        table = evaluate_dataset(data_dir, pred, norm.low_percentile, norm.high_percentile)
+        tables.append(table.assign(tested_on=name))
+        log.info("%s: %d test images, mean PSNR %.2f", name, len(table), table["psnr"].mean())
+    out = pd.concat(tables, ignore_index=True)
+    write_text(out_csv, out.to_csv(index=False))
+    return out
 
 
 def evaluate_transfer(
@@ -36,20 +78,12 @@ def evaluate_transfer(
     overlap: int = 64,
     device: str = "auto",
 ) -> pd.DataFrame:
-    """Apply one model (``method``: kind ``model`` with its checkpoint) to the test set of
-    every dataset in ``targets`` (name -> ingested folder) and write the per-image metrics
-    (column ``tested_on``; MicroSSIM fitted per test set). Predictions are not kept."""
-    tables = []
+    """:func:`predict_transfer` then :func:`score_transfer` in one call, the predictions in a
+    temporary folder (the workflow runs them as two jobs: GPU, then CPUs)."""
     with tempfile.TemporaryDirectory(prefix="fmdenoise-transfer-") as tmp:
-        for name, data_dir in targets.items():
-            pred = Path(tmp) / name
-            predict_dataset(method, data_dir, pred, norm, tile=tile, overlap=overlap, device=device)
-            table = evaluate_dataset(data_dir, pred, norm.low_percentile, norm.high_percentile)
-            tables.append(table.assign(tested_on=name))
-            log.info("%s: %d test images, mean PSNR %.2f", name, len(table), table["psnr"].mean())
-    out = pd.concat(tables, ignore_index=True)
-    write_text(out_csv, out.to_csv(index=False))
-    return out
+        pred = Path(tmp) / "predictions"
+        predict_transfer(method, targets, pred, norm, tile=tile, overlap=overlap, device=device)
+        return score_transfer(targets, pred, out_csv, norm)
 
 
 def transfer_table(

@@ -4,9 +4,8 @@ run it (BM3D after the generalized Anscombe transform, method ``bm3d-vst``).
 A camera image is ``z = alpha * p + n`` with ``p`` Poisson (photo-electrons), ``alpha`` the gain
 and ``n`` Gaussian read noise of mean ``mu`` and variance ``sigma**2``, so that
 ``Var[z] = alpha * E[z] + beta`` with ``beta = sigma**2 - alpha * mu``.
-:func:`estimate_noise` fits ``alpha`` and ``beta`` on the image itself (local means against the
-local variance of a high-pass residual, binned by intensity, robust per bin: the
-Foi et al. 2008 recipe in its simplest form). The generalized Anscombe transform
+:func:`~fmdenoise.data.noise.estimate_noise` (the images' noise model, shared with the data
+stage) fits ``alpha`` and ``beta`` on the image itself. The generalized Anscombe transform
 (:func:`gat`, Murtagh, Starck & Bijaoui 1995) makes the noise approximately unit-variance
 Gaussian; :func:`inverse_gat` is the closed-form approximation of its exact unbiased inverse
 (Makitalo & Foi 2013), which maps the *denoised* (expected) transformed value back to the mean
@@ -15,37 +14,9 @@ intensity; :func:`inverse_gat_algebraic` is the plain algebraic inverse (``inver
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
-from scipy import ndimage
 
 SQRT_3_2 = np.sqrt(1.5)
-
-
-def estimate_noise(image: np.ndarray, bins: int = 16) -> tuple[float, float]:
-    """``(alpha, beta)`` of ``Var[z] = alpha * E[z] + beta`` estimated from one image."""
-    z = np.asarray(image, dtype=np.float64)
-    h, w = (z.shape[0] // 2) * 2, (z.shape[1] // 2) * 2
-    a, b = z[0:h:2, 0:w:2], z[1:h:2, 0:w:2]
-    c, d = z[0:h:2, 1:w:2], z[1:h:2, 1:w:2]
-    residual = (a - b - c + d) / 2.0  # Var = Var[z] for independent noise; kills smooth signal
-    level = ndimage.uniform_filter((a + b + c + d) / 4.0, size=3)  # local mean
-    edges = np.quantile(level, np.linspace(0, 1, bins + 1))
-    means, variances, weights = [], [], []
-    for lo, hi in itertools.pairwise(edges):
-        inside = (level >= lo) & (level <= hi)
-        if inside.sum() < 50:
-            continue
-        r = residual[inside]
-        mad = np.median(np.abs(r - np.median(r)))
-        means.append(float(np.median(level[inside])))
-        variances.append(float((1.4826 * mad) ** 2))
-        weights.append(float(inside.sum()))
-    if len(means) < 2:
-        return 1e-6, float(np.var(residual))
-    alpha, beta = np.polyfit(means, variances, 1, w=np.sqrt(weights))
-    return max(float(alpha), 1e-6), float(beta)
 
 
 def gat(z: np.ndarray, alpha: float, beta: float) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Counted on the meta device (no memory, no arithmetic, a fraction of a second each), so the
 planner can price a model of any size from the calibration table's full-size rows
-(:class:`fmdenoise.resources.estimates.CostModel` scales them by FLOPs) and
+(:class:`fmdenoise.costs.estimates.CostModel` scales them by FLOPs) and
 ``fmdenoise calibrate`` knows what it measures.
 """
 

@@ -7,5 +7,5 @@ from a folder source's listing, :mod:`.source_sizes`; the SLURM site's limits, :
 :mod:`.usage`) and ``fmdenoise rehearse`` (every rule at real size on synthetic data,
 :mod:`.rehearsal`, :mod:`.rehearsal_source`). What the workflow itself needs while it builds
 the DAG (the calibration table, sizes, estimates, requests, time limits) is
-:mod:`fmdenoise.resources`; these commands build on it.
+:mod:`fmdenoise.costs`; these commands build on it.
 """

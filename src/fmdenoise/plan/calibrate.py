@@ -3,7 +3,7 @@
 Each measurement runs in a fresh Python process (``python -m fmdenoise.plan.calibrate KIND ...``)
 so that its peak resident memory (``ru_maxrss``) is its own; on CUDA the peak GPU memory is
 ``torch.cuda.max_memory_allocated``. The rows it prints are those of the calibration table
-(:mod:`fmdenoise.resources.calibration`): ``kind`` train (seconds per optimisation step at a
+(:mod:`fmdenoise.costs.calibration`): ``kind`` train (seconds per optimisation step at a
 batch and patch size), infer (seconds per megapixel of whole-image or tiled inference), rule
 (seconds per megapixel of ingest, patches, metrics) and the forward GFLOP of each architecture
 at 128x128, from which GPU figures that were not measured are estimated.
@@ -305,7 +305,7 @@ def calibrate_table(
     ``output`` (default: the shipped one), keeping ``append``'s rows of other device types. The
     table is rewritten after every measurement, so a calibration killed on a time-limited node
     keeps what it measured."""
-    from fmdenoise.resources.calibration import (
+    from fmdenoise.costs.calibration import (
         Calibration,
         replace_rows,
         shipped_table,

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fmdenoise.errors import FmdenoiseError
+from fmdenoise.costs.calibration import Calibration, replace_rows, write_table
+from fmdenoise.costs.estimates import FIXED_SECONDS
+from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.evaluate.tiling import tiling_overhead
 from fmdenoise.io import write_text
 from fmdenoise.process import REQUEST_SUFFIX
-from fmdenoise.resources.calibration import Calibration, replace_rows, write_table
-from fmdenoise.resources.estimates import FIXED_SECONDS
 from fmdenoise.settings import StudySettings
-from fmdenoise.study import inference_tile, parse_method
+from fmdenoise.study import inference_tile, method_kind, parse_method
 
 #: what a rehearsal changed to fit the machine (written beside its report, added to the summary)
 NOTES = "rehearsal_notes.txt"
@@ -92,7 +92,7 @@ def calibration_rows(
     """Calibration rows measured by the rehearsal: inference and BM3D s/Mpx from the
     predictions' ``timing.json`` (compute only), and the data rules' s/Mpx from their benchmark
     files and manifests where the work outweighs the job's fixed start-up
-    (:data:`~fmdenoise.resources.estimates.FIXED_SECONDS`): at a small scale a data job is all
+    (:data:`~fmdenoise.costs.estimates.FIXED_SECONDS`): at a small scale a data job is all
     start-up and its per-megapixel rate is not measured, so ``fmdenoise calibrate``'s row stays.
     Training steps come from ``fmdenoise calibrate`` too: a rehearsal's few steps are dominated
     by loading and validation."""
@@ -148,14 +148,17 @@ def _inference_rows(
     for timing in sorted((results / "predictions").glob("*/*/timing.json")):
         t = json.loads(timing.read_text())
         method = timing.parent.parent.name
-        if method in ("raw",) or method.startswith("provided-"):
+        try:
+            kind = method_kind(settings, method)
+        except ConfigError:
+            continue  # a folder left by another config
+        if kind.runs_on == "io":
             continue
-        if method.startswith("bm3d"):
-            arch = method
+        if kind.classical:
+            arch = str(kind.calibration)
         else:
             parsed = parse_method(settings, method)
-            if parsed is None:
-                continue  # a folder left by another config
+            assert parsed is not None  # a neural kind is a model's method
             model = settings.models[parsed.model]
             arch = model.arch
             if dict(model.kwargs) != FULL_SIZE[arch]:
@@ -163,7 +166,7 @@ def _inference_rows(
         job = jobs[jobs["job"] == f"predict/{method}/{timing.parent.name}"]
         peak = float(job["max_rss_mb"].max()) if len(job) else float("nan")
         image_px = 1e6 * t["megapixels"] / max(t["images"], 1)
-        tile = None if method.startswith("bm3d") else t["tile"]  # BM3D takes whole images
+        tile = None if kind.classical else t["tile"]  # BM3D takes whole images
         # per megapixel processed: what tiles overlap is counted by the cost model per image
         overhead = tiling_overhead(image_px, tile, int(t.get("overlap") or 0))
         rows.append(

@@ -12,9 +12,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from fmdenoise.resources.estimates import CostModel, Estimate, request
-from fmdenoise.resources.sizes import DatasetSize
-from fmdenoise.resources.time_limits import RESOURCES_OF
+from fmdenoise.costs.estimates import CostModel, Estimate, request
+from fmdenoise.costs.rules import entry, rule_gpus
+from fmdenoise.costs.sizes import DatasetSize
+from fmdenoise.halving import cells_per_rung, config_budgets, halving, stratum
 from fmdenoise.settings import StudySettings
 from fmdenoise.study import (
     VALIDATION_TABLES,
@@ -22,6 +23,7 @@ from fmdenoise.study import (
     figures,
     finetuned_models,
     main_init,
+    method_kind,
     method_kinds,
     run_path,
     seed_methods,
@@ -30,7 +32,6 @@ from fmdenoise.study import (
     transfer_source,
     transfer_targets,
 )
-from fmdenoise.train.search import cells_per_rung, config_budgets, halving, stratum
 
 #: the rules whose jobs are grouped into one SLURM submission (profiles/slurm: groups)
 GROUPS = {"predict": "evaluate", "metrics": "evaluate"}
@@ -112,7 +113,7 @@ class JobBuilder:
             label,
             stage,
             est,
-            request(self.settings, RESOURCES_OF.get(rule, rule), est, gpu=gpu),
+            request(self.settings, rule, est, gpu=gpu),
             disk,
             GROUPS.get(rule),
             transient,
@@ -213,7 +214,7 @@ class JobBuilder:
             finetune = model in finetuned_models(s)
             run_bytes = RunBytes(costs.parameters(model))
             for dataset, size in self.sizes.items():
-                device = "cuda" if s.resources.of("train").gpu > 0 else "cpu"
+                device = "cuda" if rule_gpus(s, "train") > 0 else "cpu"
                 est = costs.train(model, device, size.val_images)
                 init = main_init(s, model)
                 source = transfer_source(s, dataset)
@@ -308,15 +309,14 @@ class JobBuilder:
 
     def evaluate_stage(self) -> None:
         s, costs = self.settings, self.costs
-        pred_res = s.resources.of("predict")
+        cpus = int(entry(s, "predict").cpus)
         for dataset, size in self.sizes.items():
-            kinds = method_kinds(s, dataset) | {m: "model" for m in seed_methods(s, dataset)}
+            kinds = method_kinds(s, dataset)
+            kinds |= {m: method_kind(s, m) for m in seed_methods(s, dataset)}
             for method, kind in kinds.items():
-                gpu = int(pred_res.gpu) if kind == "model" else 0
+                gpu = rule_gpus(s, "predict") if kind.neural else 0
                 device = "cuda" if gpu else "cpu"
-                est = costs.predict(
-                    method, kind, size.test_mpx, size.max_image_px, device, int(pred_res.cpus)
-                )
+                est = costs.predict(method, kind, size.test_mpx, size.max_image_px, device, cpus)
                 self.add(
                     "predict",
                     f"{method}/{dataset}",
@@ -334,10 +334,18 @@ class JobBuilder:
                 )
             self.add("figure_examples", dataset, "tables", costs.small(), FIGURE_BYTES)
             targets = [self.sizes[d] for d in transfer_targets(s, dataset)]
-            gpu = int(pred_res.gpu)
+            gpu = rule_gpus(s, "transfer_predict")
+            pred_bytes = sum(t.test_mpx * 4e6 for t in targets)
             for model in s.models if targets else []:  # evaluation.transfer
-                est = costs.transfer(model, targets, "cuda" if gpu else "cpu")
-                self.add("transfer", f"{model}/{dataset}", "predictions", est, TABLE_BYTES, gpu=gpu)
+                est = costs.transfer_predict(model, targets, "cuda" if gpu else "cpu")
+                label = f"{model}/{dataset}"
+                # its predictions are held until the transfer job has scored them (temp)
+                self.add(
+                    "transfer_predict", label, "predictions", est, gpu=gpu, files=0,
+                    outputs=0, transient=pred_bytes,
+                )  # fmt: skip
+                est = costs.transfer_scores(targets)
+                self.add("transfer", label, "predictions", est, TABLE_BYTES)
         for table in tables(s):
             rule = "table_validation" if table in VALIDATION_TABLES else f"table_{table}"
             self.add(rule, table, "tables", costs.small(), TABLE_BYTES, files=3)

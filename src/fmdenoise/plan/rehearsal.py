@@ -32,6 +32,9 @@ from typing import Any
 import yaml
 
 from fmdenoise.config import validate
+from fmdenoise.costs.calibration import Calibration, replace_rows, write_table
+from fmdenoise.costs.estimates import CostModel, request
+from fmdenoise.costs.sizes import dataset_sizes
 from fmdenoise.errors import ConfigError, FmdenoiseError
 from fmdenoise.io import write_text
 from fmdenoise.plan import efficiency
@@ -44,11 +47,8 @@ from fmdenoise.plan.rehearsal_source import (
 )
 from fmdenoise.plan.report import make_plan
 from fmdenoise.plan.site import DEFAULT, partition_limits, partition_nodes, rule_partition
-from fmdenoise.resources.calibration import Calibration, replace_rows, write_table
-from fmdenoise.resources.estimates import CostModel, request
-from fmdenoise.resources.sizes import dataset_sizes
 from fmdenoise.settings import StudySettings
-from fmdenoise.study import inference_tile
+from fmdenoise.study import inference_tile, method_kind
 
 CPU_BATCH = 2
 #: the calibration table a CPU rehearsal measures here before it runs (in its results folder)
@@ -164,7 +164,7 @@ def machine_mem_mb() -> int:
 
 def fit_tiles(cfg: dict[str, Any], mem_mb: int) -> list[str]:
     """On a CPU rehearsal: each model that predicts whole images (``tile: null``) and whose
-    predict request (estimate x margin, :mod:`~fmdenoise.resources.estimates`) at the rehearsal's
+    predict request (estimate x margin, :mod:`~fmdenoise.costs.estimates`) at the rehearsal's
     largest image exceeds ``mem_mb`` gets the largest tile, a multiple of :data:`TILE_STEP`,
     whose request fits. Sets ``models.<name>.tile`` in ``cfg`` and returns one note per change.
     The study's config is unchanged: on a GPU, or a node with the memory, the model predicts
@@ -179,7 +179,8 @@ def fit_tiles(cfg: dict[str, Any], mem_mb: int) -> list[str]:
 
     def need(model: str) -> int:  # with the tile now in cfg
         now = StudySettings.from_config(cfg)
-        est = CostModel(now, calibration).predict(model, "model", test_mpx, max_px, "cpu", cpus)
+        kind = method_kind(now, model)
+        est = CostModel(now, calibration).predict(model, kind, test_mpx, max_px, "cpu", cpus)
         return int(request(now, "predict", est, gpu=0)["mem_mb"])
 
     notes = []

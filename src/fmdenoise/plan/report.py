@@ -13,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fmdenoise.costs.calibration import Calibration
+from fmdenoise.costs.estimates import CostModel
+from fmdenoise.costs.sizes import dataset_sizes
 from fmdenoise.plan.jobs import JOB_RECORD_BYTES, Job, study_jobs
 from fmdenoise.plan.site import check_fit, check_rules, queue_bound
-from fmdenoise.resources.calibration import Calibration
-from fmdenoise.resources.estimates import CostModel
-from fmdenoise.resources.sizes import dataset_sizes
 from fmdenoise.settings import StudySettings
 
 STAGES = (
@@ -59,7 +59,23 @@ def rule_summary(rule: str, jobs: Sequence[Job]) -> dict[str, Any]:
         "group_keys": sorted(groups),
         "estimated": any(j.estimate.estimated for j in jobs),
         "sources": sorted({j.estimate.source for j in jobs}),
+        "requests": request_counts(jobs),
     }
+
+
+#: what a job asks of Snakemake and the cluster (per submission): CPUs (the job's threads),
+#: memory, runtime (minutes), GPUs
+REQUEST_KEYS = ("cpus", "mem_mb", "runtime", "gpu")
+
+
+def request_counts(jobs: Sequence[Job]) -> list[dict[str, int]]:
+    """The distinct requests of ``jobs`` and how many jobs make each (``jobs``), sorted: what
+    ``snakemake -n`` shows job by job (``threads``, ``mem_mb``, ``runtime``, ``gpu``)."""
+    counts: dict[tuple[int, ...], int] = {}
+    for j in jobs:
+        key = tuple(int(j.request[k]) for k in REQUEST_KEYS)
+        counts[key] = counts.get(key, 0) + 1
+    return [dict(zip(REQUEST_KEYS, key, strict=True), jobs=n) for key, n in sorted(counts.items())]
 
 
 def make_plan(

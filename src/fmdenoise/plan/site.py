@@ -25,7 +25,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fmdenoise.resources.time_limits import RESOURCES_OF, RESUMABLE
+from fmdenoise.costs.rules import entry, entry_name, rule_of
 from fmdenoise.settings import StudySettings
 
 #: the name :func:`partition_limits` gives the default partition (``sinfo`` marks it with *)
@@ -124,7 +124,7 @@ def partition_nodes(timeout: float = 10.0) -> dict[str, list[dict[str, int]]] | 
 
 def rule_partition(settings: StudySettings, rule: str) -> str:
     """The partition a rule's jobs go to ("" for the site's default)."""
-    own = settings.resources.of(RESOURCES_OF.get(rule, rule))
+    own = entry(settings, rule)
     return own.slurm_partition or settings.resources.default.slurm_partition or ""
 
 
@@ -150,7 +150,7 @@ def check_fit(
             f"{rule}: a job asks for {cpus} CPUs, {mem} MB and {gpus} GPU(s); no node of {where} "
             f"has that (largest: {big['cpus']} CPUs, {big['mem_mb']} MB, {big['gpus']} GPUs), so "
             "SLURM would keep it pending for ever (Reason=PartitionConfig); lower "
-            f"resources.{RESOURCES_OF.get(rule, rule)}.cpus/mem_mb/gpu or pick another partition"
+            f"resources.{entry_name(rule)}.cpus/mem_mb/gpu or pick another partition"
         )
     return notes
 
@@ -175,8 +175,8 @@ def check_rules(
         if limit is None or runtime <= limit:
             continue
         where = f"partition {partition!r}" if partition else "the default partition"
-        if rule in RESUMABLE:
-            fix = f"set resources.{RESOURCES_OF.get(rule, rule)}.time_limit: {limit} to chain it"
+        if rule_of(rule).resumable:
+            fix = f"set resources.{entry_name(rule)}.time_limit: {limit} to chain it"
         else:
             fix = "pick a partition with a longer MaxTime (resources.<rule>.slurm_partition)"
         notes.append(

@@ -16,7 +16,7 @@ import csv
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ TRAIN_FLOP_FACTOR = 3.0
 
 def shipped_table() -> Path:
     """The calibration table shipped with the package."""
-    return Path(str(resources.files("fmdenoise") / "resources" / "calibration.csv"))
+    return Path(str(files("fmdenoise") / "costs" / "calibration.csv"))
 
 
 @dataclasses.dataclass(frozen=True)

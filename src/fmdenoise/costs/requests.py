@@ -3,7 +3,7 @@
 ``rules/common.smk`` asks :class:`JobRequests` for the ``runtime`` and ``mem_mb`` of ingest,
 patches, predict and metrics jobs: the dataset's megapixels are read from the job's input (the
 ingested manifest, or the TIFF files a dataset's globs match in the extracted source) and priced
-by the same :class:`~fmdenoise.resources.estimates.CostModel` as ``fmdenoise plan``. Before the
+by the same :class:`~fmdenoise.costs.estimates.CostModel` as ``fmdenoise plan``. Before the
 input exists (a dry run) the config's expected sizes stand in.
 """
 
@@ -13,14 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fmdenoise.costs.calibration import Calibration
+from fmdenoise.costs.estimates import CostModel, Estimate, request
+from fmdenoise.costs.rules import entry, rule_gpus
+from fmdenoise.costs.sizes import DatasetSize, dataset_sizes, from_manifest
 from fmdenoise.data.ingest import dataset_layout
-from fmdenoise.resources.calibration import Calibration
-from fmdenoise.resources.estimates import CostModel, Estimate, request
-from fmdenoise.resources.sizes import DatasetSize, dataset_sizes, from_manifest
 from fmdenoise.settings import StudySettings
-from fmdenoise.study import method_kinds, transfer_targets
-
-SIZED_RULES = ("ingest", "patches", "predict", "metrics")
+from fmdenoise.study import method_kind, transfer_targets
 
 
 class JobRequests:
@@ -75,39 +74,37 @@ class JobRequests:
         if rule == "metrics":
             return self.costs.data_rule("metrics", 2 * size.test_mpx, size.max_image_px)
         method = wildcards["method"]
-        kind = method_kinds(self.settings, dataset).get(method, "model")
-        gpu = self.gpus("predict", method, dataset)
-        cpus = int(self.settings.resources.of("predict").cpus)
+        gpu = self.gpus(rule, method)
+        cpus = int(entry(self.settings, rule).cpus)
         device = "cuda" if gpu else "cpu"
+        kind = method_kind(self.settings, method)
         return self.costs.predict(method, kind, size.test_mpx, size.max_image_px, device, cpus)
 
-    def inference_gpus(self) -> int:
-        """GPUs of a model's inference (a neural predict job, a transfer job): the predict
-        rule's."""
-        return int(self.settings.resources.of("predict").gpu)
-
-    def gpus(self, rule: str, method: str, dataset: str) -> int:
-        """GPUs of a job: a neural predict job asks for the predict rule's GPUs, others none."""
-        kinds = method_kinds(self.settings, dataset)
-        if rule != "predict" or kinds.get(method, "model") != "model":
+    def gpus(self, rule: str, method: str = "") -> int:
+        """GPUs of a job: the rule's (:func:`~fmdenoise.costs.rules.rule_gpus`), but none for
+        a predict job of a method that is no network (:func:`~fmdenoise.study.method_kind`)."""
+        if rule == "predict" and not method_kind(self.settings, method).neural:
             return 0
-        return self.inference_gpus()
+        return rule_gpus(self.settings, rule)
 
     def transfer_request(
-        self, model: str, dataset: str, data_dirs: list[str] | None = None
+        self, rule: str, model: str, dataset: str, data_dirs: list[str] | None = None
     ) -> dict[str, Any]:
-        """``{cpus, mem_mb, runtime, gpu}`` of the transfer job applying ``model`` selected on
-        ``dataset`` to every other dataset's test set (``data_dirs``: their ingested folders,
-        in :func:`~fmdenoise.study.transfer_targets` order)."""
+        """``{cpus, mem_mb, runtime, gpu}`` of a transfer job of ``model`` selected on
+        ``dataset``: ``transfer_predict`` applies it to every other dataset's test set, and
+        ``transfer`` scores those predictions (``data_dirs``: the ingested folders, in
+        :func:`~fmdenoise.study.transfer_targets` order)."""
         targets = transfer_targets(self.settings, dataset)
         dirs = data_dirs or [""] * len(targets)
         sizes = [self.size(d, str(p)) for d, p in zip(targets, dirs, strict=True)]
-        gpu = self.inference_gpus()
-        est = self.costs.transfer(model, sizes, "cuda" if gpu else "cpu")
-        return request(self.settings, "predict", est, gpu=gpu)
+        gpu = self.gpus(rule)
+        if rule == "transfer_predict":
+            est = self.costs.transfer_predict(model, sizes, "cuda" if gpu else "cpu")
+        else:
+            est = self.costs.transfer_scores(sizes)
+        return request(self.settings, rule, est, gpu=gpu)
 
     def request(self, rule: str, wildcards: Mapping[str, str], input_dir: str) -> dict[str, Any]:
         """``{cpus, mem_mb, runtime, gpu}`` of one job (see :func:`estimates.request`)."""
         est = self.estimate(rule, wildcards, input_dir)
-        gpu = self.gpus(rule, wildcards.get("method", ""), wildcards["dataset"])
-        return request(self.settings, rule, est, gpu=gpu)
+        return request(self.settings, rule, est, gpu=self.gpus(rule, wildcards.get("method", "")))

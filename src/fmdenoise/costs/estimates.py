@@ -1,8 +1,9 @@
 """What one job of each rule needs: wall seconds and peak memory, from the calibration table.
 
 :class:`CostModel` turns a job's size (a dataset's megapixels, a model and its training budget)
-into an :class:`Estimate`; :func:`request` turns an estimate into the job's resource request
-(the estimate times ``planning.margin``, never below the config's own ``resources`` value).
+into an :class:`Estimate`; :func:`request` gives the job's resource request (for a rule sized by
+its input, the estimate times ``planning.margin``, never below the config's ``resources``
+entry; for the others, the entry; :mod:`fmdenoise.costs.rules` says which rule is which).
 The workflow's resource callables (``rules/common.smk``) and ``fmdenoise plan`` use the same two
 functions, so what the plan prices is what the jobs ask for.
 """
@@ -14,12 +15,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from fmdenoise.costs.calibration import Calibration, Figure
+from fmdenoise.costs.rules import entry, rule_gpus, rule_of
+from fmdenoise.costs.time_limits import rule_chain
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.tiling import tiling_overhead
-from fmdenoise.resources.calibration import Calibration, Figure
-from fmdenoise.resources.time_limits import rule_chain
 from fmdenoise.settings import StudySettings
-from fmdenoise.study import inference_tile, parse_method
+from fmdenoise.study import METHOD_KINDS, MethodKind, inference_tile, parse_method
 
 #: Jobs whose cost does not grow with the study (selection, tables, figures): measured on the
 #: demo's benchmark files, they take seconds and a few hundred MB; planned generously.
@@ -112,14 +114,15 @@ class CostModel:
         return Estimate(steps * step + val_seconds, mem, None, note)
 
     def predict(
-        self, method: str, kind: str, test_mpx: float, max_px: int, device: str, cpus: int
+        self, method: str, kind: MethodKind, test_mpx: float, max_px: int, device: str, cpus: int
     ) -> Estimate:
         """Test-set inference of one method: s/Mpx x megapixels (BM3D over ``cpus`` workers)."""
         image_mb = max_px * 4 / 2**20
-        if kind in ("raw", "provided"):
+        if kind.runs_on == "io":
             return Estimate(5 + test_mpx * 0.05, BASE_MEM_MB + 4 * image_mb, None, "I/O only")
-        if kind in ("bm3d", "bm3d-vst"):
-            fig = self.cal.infer(kind if self.cal.has("infer", kind) else "bm3d", "cpu")
+        if kind.classical:
+            name = str(kind.calibration)
+            fig = self.cal.infer(name if self.cal.has("infer", name) else "bm3d", "cpu")
             workers = max(1, cpus)
             mem = BASE_MEM_MB + workers * 40 * image_mb  # BM3D holds ~40 image-sized buffers
             return Estimate(fig.value * test_mpx / workers, mem, None, fig.source)
@@ -161,23 +164,20 @@ class CostModel:
             return 0.0
         return 0.5 * max(0.0, cpu.peak_mem_mb - BASE_MEM_MB - weights_mb) / cpu.mpx
 
-    def transfer(self, model: str, sizes: Sequence[Any], device: str) -> Estimate:
-        """A transfer job: ``model``'s inference on each of ``sizes``' test sets (datasets'
-        :class:`~fmdenoise.resources.sizes.DatasetSize`) and their metrics, one after the other."""
-        cpus = int(self.settings.resources.of("predict").cpus)
-        parts = []
-        for size in sizes:
-            parts.append(
-                self.predict(model, "model", size.test_mpx, size.max_image_px, device, cpus)
-            )
-            parts.append(self.data_rule("metrics", 2 * size.test_mpx, size.max_image_px))
-        gpu = [p.gpu_mem_mb for p in parts if p.gpu_mem_mb is not None]
-        return Estimate(
-            sum(p.seconds for p in parts),
-            max((p.mem_mb for p in parts), default=BASE_MEM_MB),
-            max(gpu) if gpu else None,
-            parts[0].source if parts else "assumed",
-        )
+    def transfer_predict(self, model: str, sizes: Sequence[Any], device: str) -> Estimate:
+        """A ``transfer_predict`` job: ``model``'s inference on each of ``sizes``' test sets
+        (datasets' :class:`~fmdenoise.costs.sizes.DatasetSize`), one after the other."""
+        cpus = int(entry(self.settings, "transfer_predict").cpus)
+        kind = METHOD_KINDS["finetuned"]
+        parts = [
+            self.predict(model, kind, size.test_mpx, size.max_image_px, device, cpus)
+            for size in sizes
+        ]
+        return _in_turn(parts)
+
+    def transfer_scores(self, sizes: Sequence[Any]) -> Estimate:
+        """A ``transfer`` job: the metrics of each of ``sizes``' test sets, on CPUs."""
+        return _in_turn([self.data_rule("metrics", 2 * s.test_mpx, s.max_image_px) for s in sizes])
 
     def data_rule(self, name: str, mpx: float, max_px: int) -> Estimate:
         """ingest / patches / metrics: measured s/Mpx x megapixels; memory from the
@@ -198,22 +198,42 @@ class CostModel:
         return Estimate(SMALL_JOB["seconds"], SMALL_JOB["mem_mb"], None, "assumed")
 
 
+def _in_turn(parts: Sequence[Estimate]) -> Estimate:
+    """Jobs' parts run one after the other: their seconds add, their memory does not."""
+    gpu = [p.gpu_mem_mb for p in parts if p.gpu_mem_mb is not None]
+    return Estimate(
+        sum(p.seconds for p in parts),
+        max((p.mem_mb for p in parts), default=BASE_MEM_MB),
+        max(gpu) if gpu else None,
+        parts[0].source if parts else "assumed",
+    )
+
+
 def request(
-    settings: StudySettings, rule: str, estimate: Estimate, *, gpu: int | None = None
+    settings: StudySettings, rule: str, estimate: Estimate | None = None, *, gpu: int | None = None
 ) -> dict[str, Any]:
-    """The resource request of a job: ``ceil(estimate x planning.margin)``, never below the
-    config's ``resources.<rule>`` (or ``resources.default``) value. Runtime in minutes, capped
-    at the rule's ``time_limit``; ``submissions``: how many chained submissions that implies
-    (:mod:`fmdenoise.resources.time_limits`)."""
-    own = settings.resources.own(rule)  # a rule the config does not list asks for no GPU
-    floor = own or settings.resources.default
-    margin = float(settings.planning.margin)
-    need = max(int(floor.runtime), math.ceil(estimate.seconds * margin / 60))
+    """The resource request of one job of ``rule``, as the rules make it and the plan prices it.
+
+    A sized rule (:data:`~fmdenoise.costs.rules.RULES`: ingest, patches, predict, metrics) asks
+    for ``ceil(estimate x planning.margin)``, never below its config entry; every other rule for
+    its entry's values as they stand (its estimate, if any, is the plan's, which flags a job
+    whose estimate exceeds the request). Runtime in minutes, capped at the entry's
+    ``time_limit``; ``submissions``: how many chained submissions that implies
+    (:mod:`fmdenoise.costs.time_limits`). ``gpu``: the job's GPUs where they depend on the job
+    (a predict job's method), else the rule's (:func:`~fmdenoise.costs.rules.rule_gpus`)."""
+    floor = entry(settings, rule)
+    need, mem = int(floor.runtime), int(floor.mem_mb)
+    if rule_of(rule).sized:
+        if estimate is None:
+            raise FmdenoiseError(f"rule {rule!r}: a sized rule's request needs its estimate")
+        margin = float(settings.planning.margin)
+        need = max(need, math.ceil(estimate.seconds * margin / 60))
+        mem = max(mem, math.ceil(estimate.mem_mb * margin))
     chained = rule_chain(settings, rule, need)  # a partition's time limit (time_limits)
     return {
         "cpus": int(floor.cpus),
-        "mem_mb": max(int(floor.mem_mb), math.ceil(estimate.mem_mb * margin)),
+        "mem_mb": mem,
         "runtime": chained.runtime,
-        "gpu": int((own.gpu if own else 0) if gpu is None else gpu),
+        "gpu": rule_gpus(settings, rule) if gpu is None else int(gpu),
         "submissions": chained.submissions,
     }

@@ -1,8 +1,9 @@
 """Jobs longer than their partition's time limit: a chain of submissions.
 
 A SLURM partition caps a job's time (``MaxTime``). With ``resources.<rule>.time_limit`` set
-(minutes), a training job (``train``, and the ``rung`` jobs of a halving search, which resume
-from ``last.pt``) whose ``runtime`` is longer is submitted with ``runtime = time_limit`` and
+(minutes), a training job (a rule :data:`~fmdenoise.costs.rules.RULES` marks resumable:
+``train``, and the ``rung`` jobs of a halving search, which resume from ``last.pt``) whose
+``runtime`` is longer is submitted with ``runtime = time_limit`` and
 ``--signal=TERM@<signal_lead>``: SLURM sends SIGTERM that many seconds before the limit, the
 training loop saves ``last.pt`` and exits, and Snakemake resubmits the job, which continues from
 it; as many times as ``ceil(runtime / (time_limit - signal_lead))`` says. The rule's
@@ -18,13 +19,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from fmdenoise.costs.rules import entry, rule_of, rule_retries
 from fmdenoise.errors import ConfigError
 from fmdenoise.settings import StudySettings
-
-#: rules whose jobs continue from ``last.pt`` when resubmitted
-RESUMABLE = ("train", "rung")
-#: rules that take their resources from another rule's config entry
-RESOURCES_OF = {"rung": "train", "fetch_folder": "download", "transfer": "predict"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +49,8 @@ def chain(need_min: float, limit_min: int | None, lead_s: int, resumable: bool) 
 
 
 def limits(settings: StudySettings, rule: str) -> tuple[int | None, int]:
-    """``(time_limit, signal_lead)`` of a rule (its own entry, else ``resources.default``)."""
-    own = settings.resources.of(RESOURCES_OF.get(rule, rule))
+    """``(time_limit, signal_lead)`` of a rule (its entry, else ``resources.default``)."""
+    own = entry(settings, rule)
     limit, lead = own.time_limit, own.signal_lead
     if limit is not None and lead >= 60 * limit:
         raise ConfigError(
@@ -66,12 +63,14 @@ def limits(settings: StudySettings, rule: str) -> tuple[int | None, int]:
 def rule_chain(settings: StudySettings, rule: str, need_min: float) -> Chain:
     """The :class:`Chain` of one job of ``rule`` needing ``need_min`` minutes."""
     limit, lead = limits(settings, rule)
-    return chain(need_min, limit, lead, rule in RESUMABLE)
+    return chain(need_min, limit, lead, rule_of(rule).resumable)
 
 
-def chained_retries(settings: StudySettings, rule: str, base: int, need_min: float) -> int:
-    """A rule's ``retries``: its own (``base``) plus the chained submissions after the first."""
-    return base + rule_chain(settings, rule, need_min).submissions - 1
+def chained_retries(settings: StudySettings, rule: str) -> int:
+    """A rule's ``retries``: its own (:func:`~fmdenoise.costs.rules.rule_retries`) plus the
+    chained submissions after the first that its entry's runtime needs."""
+    need = entry(settings, rule).runtime
+    return rule_retries(settings, rule) + rule_chain(settings, rule, need).submissions - 1
 
 
-__all__ = ["RESUMABLE", "Chain", "chain", "chained_retries", "limits", "rule_chain"]
+__all__ = ["Chain", "chain", "chained_retries", "limits", "rule_chain"]
