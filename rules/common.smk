@@ -11,6 +11,7 @@ from fmdenoise.study import (
     RUN_PATTERN,
     figures,
     finetuned_models,
+    inference_settings,
     inference_tile,
     main_init,
     method_kind,

@@ -96,6 +96,10 @@ checkpoint select:
         **rule_resources("select"),
     params:
         keep_weights=SETTINGS.grid.keep_weights,
+        # how the study's test-set inference applies the model (the record denoise uses)
+        inference=lambda wildcards: canonical(
+            inference_settings(SETTINGS, wildcards.model).as_dict()
+        ),
     script:
         "../workflow_scripts/select.py"
 

@@ -7,7 +7,7 @@ from fmdenoise.settings import NormalizationSettings
 
 with log_to(snakemake.log[0], snakemake), threads(snakemake.threads):
     method = dict(snakemake.params.method)
-    if method["kind"] == "model":
+    if snakemake.input.get("checkpoint"):  # a network's weights (fmdenoise.study.METHOD_KINDS)
         method["checkpoint"] = snakemake.input.checkpoint
     predict_dataset(
         method,

@@ -14,6 +14,7 @@ with log_to(snakemake.log[0], snakemake):
         transfer_from=transfer_source(
             StudySettings.from_config(snakemake.config), snakemake.wildcards.dataset
         ),
+        inference=snakemake.params.inference,
     )
     write_json(snakemake.output[0], selection)
     if snakemake.params.keep_weights == "selected":

@@ -1,10 +1,13 @@
 """Adapter: rule train -> fmdenoise.train.loop.train (resumes from last.pt in the run folder,
-or a halving search's last rung state)."""
+or a halving search's last rung state). How the study applies the model is recorded from the
+config, not from params: changing the evaluation's tiling must not retrain (the selection file
+records it as the evaluation runs it)."""
 
 from pathlib import Path
 
 from fmdenoise.logs import log_to
-from fmdenoise.settings import ModelSettings, TrainingSettings
+from fmdenoise.settings import ModelSettings, StudySettings, TrainingSettings
+from fmdenoise.study import inference_settings
 from fmdenoise.train.loop import train
 from fmdenoise.train.setup import Cell
 
@@ -18,4 +21,7 @@ with log_to(snakemake.log[0], snakemake):
         pretrained=snakemake.input.get("pretrained"),
         threads=snakemake.threads,
         start_from=snakemake.input.get("start_from"),
+        inference=inference_settings(
+            StudySettings.from_config(snakemake.config), snakemake.wildcards.model
+        ),
     )

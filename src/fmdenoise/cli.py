@@ -72,21 +72,24 @@ def _add_denoise(sub: Any) -> None:
     den.add_argument(
         "--tile",
         type=int,
-        default=512,
-        help="tile side in pixels; 0 = whole image at once (default 512)",
+        default=None,
+        help="tile side in pixels; 0 = whole image at once (default: as the study evaluated "
+        "the model; 512 for a model with no record)",
     )
-    den.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels (default 64)")
+    den.add_argument(
+        "--overlap", type=int, default=None, help="tile overlap in pixels (default: as evaluated)"
+    )
     den.add_argument(
         "--low-percentile",
         type=float,
-        default=0.1,
-        help="input normalisation, as in training (default 0.1)",
+        default=None,
+        help="input normalisation (default: as in training and evaluation, 0.1 without a record)",
     )
     den.add_argument(
         "--high-percentile",
         type=float,
-        default=99.9,
-        help="input normalisation, as in training (default 99.9)",
+        default=None,
+        help="input normalisation (default: as in training and evaluation, 99.9 without a record)",
     )
     den.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     den.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -124,7 +127,10 @@ def _fetch(args: argparse.Namespace) -> None:
 
 
 def _denoise(args: argparse.Namespace) -> None:
-    from fmdenoise.deploy.denoise import denoise_files
+    from fmdenoise.deploy.denoise import RECORDED, denoise_files
+
+    def given(value: Any) -> Any:
+        return RECORDED if value is None else value
 
     for out in denoise_files(
         args.model,
@@ -132,10 +138,10 @@ def _denoise(args: argparse.Namespace) -> None:
         args.output,
         arch=args.arch,
         device=args.device,
-        tile=args.tile or None,
-        overlap=args.overlap,
-        low=args.low_percentile,
-        high=args.high_percentile,
+        tile=RECORDED if args.tile is None else (args.tile or None),
+        overlap=given(args.overlap),
+        low=given(args.low_percentile),
+        high=given(args.high_percentile),
         overwrite=args.overwrite,
         progress=not args.no_progress,
     ):

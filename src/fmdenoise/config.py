@@ -92,6 +92,23 @@ def source_kind(config: Mapping[str, Any], dataset: str) -> str:
     return config["downloads"][config["datasets"][dataset]["source"]].get("kind", "archive")
 
 
+#: the grid's lists of dataset names (each a subset of ``datasets``; null = every dataset)
+DATASET_LISTS = ("study_datasets", "sweep_datasets", "seed_datasets")
+
+
+def restrict_datasets(config: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """``config`` (changed in place and returned) with only the datasets ``names``, and the
+    grid's dataset lists (:data:`DATASET_LISTS`) cut to them: a list left empty becomes null
+    (every kept dataset), so that a reduced config (a rehearsal, a test) still runs every
+    rule on what it keeps."""
+    config["datasets"] = {n: config["datasets"][n] for n in names}
+    grid = config.get("grid", {})
+    for key in DATASET_LISTS:
+        if grid.get(key) is not None:
+            grid[key] = [n for n in grid[key] if n in names] or None
+    return config
+
+
 def check_config(config: dict[str, Any], source: str = "config") -> None:
     """Cross-key checks the schema cannot express. Raises :class:`ConfigError`."""
     downloads = config.get("downloads", {})
@@ -141,7 +158,7 @@ def check_config(config: dict[str, Any], source: str = "config") -> None:
             f"({norm['low_percentile']} >= {norm['high_percentile']})"
         )
     grid, training = config.get("grid", {}), config.get("training", {})
-    for key in ("study_datasets", "sweep_datasets", "seed_datasets"):
+    for key in DATASET_LISTS:
         for name in grid.get(key) or []:
             if name not in config.get("datasets", {}):
                 raise ConfigError(f"{source}: grid.{key}: {name!r} is not a dataset")

@@ -84,6 +84,25 @@ class NormalizationSettings(Section):
 
 
 @dataclasses.dataclass(frozen=True)
+class InferenceSettings(Section):
+    """How a trained model is applied to an image: what the study's test-set inference of it
+    used (not a config section: :func:`fmdenoise.study.inference_settings` derives it from the
+    config). Recorded in ``run.json``, ``model.pt`` and the selection file; ``fmdenoise
+    denoise`` and ``fmdenoise export`` apply a model by it."""
+
+    tile: int | None  # tile side in pixels; None: the whole image at once
+    overlap: int  # tile overlap in pixels
+    low_percentile: float  # the input's percentiles mapped to 0 and 1
+    high_percentile: float
+    noise_level: Mapping[str, Any] | None  # DRUNet's noise-level input (mode, sigma)
+
+
+#: how a model with no record is applied (an older run, a published checkpoint): the defaults
+#: of ``fmdenoise denoise`` before the record existed
+DEFAULT_INFERENCE = InferenceSettings(512, 64, 0.1, 99.9, None)
+
+
+@dataclasses.dataclass(frozen=True)
 class PatchSettings(Section):
     """``patches``: the training and validation patches cut from each image."""
 
@@ -307,10 +326,12 @@ class StudySettings:
 
 
 __all__ = [
+    "DEFAULT_INFERENCE",
     "FROM_EVALUATION",
     "EvaluationSettings",
     "GridSettings",
     "HalvingSettings",
+    "InferenceSettings",
     "ModelSettings",
     "NoiseLevelSettings",
     "NormalizationSettings",

@@ -25,7 +25,7 @@ from typing import Any
 
 from fmdenoise.errors import ConfigError
 from fmdenoise.halving import config_budgets
-from fmdenoise.settings import StudySettings
+from fmdenoise.settings import InferenceSettings, StudySettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +191,20 @@ def method_noise_level(s: StudySettings, method: str) -> dict[str, Any]:
     if parsed.variant == "zeroshot" and noise.get("zero_shot_mode"):
         noise["mode"] = noise["zero_shot_mode"]
     return noise
+
+
+def inference_settings(s: StudySettings, method: str) -> InferenceSettings:
+    """How the study applies a model method to a test image (tile or whole image, overlap,
+    normalisation percentiles, the noise-level input): what the predict job of ``method`` uses,
+    recorded with the run and the selection so that ``fmdenoise denoise`` applies it alike."""
+    n = s.normalization
+    return InferenceSettings(
+        tile=inference_tile(s, method),
+        overlap=int(s.evaluation.overlap),
+        low_percentile=float(n.low_percentile),
+        high_percentile=float(n.high_percentile),
+        noise_level=method_noise_level(s, method),
+    )
 
 
 def method_kind(s: StudySettings, method: str) -> MethodKind:

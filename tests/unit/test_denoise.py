@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -283,7 +284,68 @@ def test_warns_outside_the_training_noise_range(tmp_path, caplog):
         outs = denoise_files(path, [tmp_path / "same.tif", tmp_path / "noisy.tif"],
                              tmp_path / "out", tile=None, progress=False)  # fmt: skip
     assert [o.name for o in outs] == ["same.tif", "noisy.tif"] and all(o.exists() for o in outs)
-    warned = [r.getMessage() for r in caplog.records]
+    warned = [r.getMessage() for r in caplog.records if r.name.endswith(".denoise")]
     assert len(warned) == 1 and warned[0].startswith(f"{tmp_path / 'noisy.tif'}: noise level ")
     assert "above the range the model was trained on" in warned[0]
     assert "over 4 training images" in warned[0]
+
+
+def test_applied_as_the_study_recorded_and_overrides_say_so(tmp_path, checkpoint, caplog):
+    """The record (selection file first, then run.json, then model.pt) decides tile, overlap,
+    percentiles and noise level; an explicit option overrides it and the log says so; a model
+    with no record is applied with the old defaults and a warning. A 2048 px input through a
+    model evaluated whole-image is not tiled."""
+    import logging
+
+    from fmdenoise.deploy import denoise as denoise_module
+    from fmdenoise.deploy.model_source import how_to_apply
+    from fmdenoise.settings import DEFAULT_INFERENCE, InferenceSettings
+
+    whole = InferenceSettings(None, 16, 1.0, 99.0, {"mode": "fixed", "sigma": 0.05})
+    tiled = InferenceSettings(96, 32, 0.1, 99.9, {"mode": "estimate", "sigma": 0.1})
+    run = tmp_path / "results" / "runs" / "drunet" / "d" / "seed0"
+    run.mkdir(parents=True)
+    net, _ = load_denoiser(resolve_model(checkpoint))
+    save_model(run / "model.pt", net.net, "drunet", SMALL_DRUNET, inference=tiled.as_dict())
+    (run / "run.json").write_text(json.dumps({"inference": whole.as_dict()}))
+    sel = tmp_path / "results" / "selected" / "drunet" / "d.json"
+    sel.parent.mkdir(parents=True)
+    selection = {"selected": {"run": "results/runs/drunet/d/seed0"}, "inference": tiled.as_dict()}
+    sel.write_text(json.dumps(selection))
+
+    def applied(spec, **overrides):
+        source = resolve_model(spec)
+        model, _ = load_denoiser(source)
+        return how_to_apply(source, overrides), model
+
+    how, model = applied(sel)
+    assert how == tiled and model.noise_mode == "estimate"  # the selection's record
+    how, model = applied(run)
+    assert how == whole and model.noise_mode == "fixed"  # run.json's
+    (run / "run.json").write_text("{}")
+    assert applied(run)[0] == tiled  # model.pt's
+    with caplog.at_level(logging.WARNING):
+        how, _ = applied(sel, tile=64)
+    assert how == dataclasses.replace(tiled, tile=64)
+    assert "tile=64 differs from how the study evaluated this model (tile=96" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert applied(checkpoint)[0] == DEFAULT_INFERENCE  # no record: as before, and says so
+    assert "no record of how the study applied this model" in caplog.text
+
+    (run / "run.json").write_text(json.dumps({"inference": whole.as_dict()}))
+    seen = []
+    real = denoise_module.denoise_array
+
+    def spy(model, plane, **kw):
+        seen.append((plane.shape, kw["tile"], kw["low"], kw["high"]))
+        return real(model, plane, **kw)
+
+    src = tmp_path / "big.tif"
+    tifffile.imwrite(src, image((2048, 2048)))
+    denoise_module.denoise_array = spy
+    try:
+        denoise_files(run, [src], tmp_path / "out", progress=False)
+    finally:
+        denoise_module.denoise_array = real
+    assert seen == [((2048, 2048), None, 1.0, 99.0)]

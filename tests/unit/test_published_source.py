@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fmdenoise.cli import main
-from fmdenoise.config import folder_urls, load_config
+from fmdenoise.config import folder_urls, load_config, restrict_datasets
 from fmdenoise.data.ingest import (
     REQUIRED_GLOBS,
     dataset_layout,
@@ -43,7 +43,7 @@ def site(tmp_path_factory):
 def config(site):
     cfg = copy.deepcopy(load_config(ROOT / "config.yaml"))
     cfg["hagen_url"], cfg["hagen_mirrors"] = site[0], []
-    cfg["datasets"] = {name: cfg["datasets"][name] for name in PUBLISHED}
+    restrict_datasets(cfg, list(PUBLISHED))
     cfg["datasets"]["nucleus"] = copy.deepcopy(cfg["datasets"]["nucleus"])
     cfg["datasets"]["nucleus"]["test"]["provided"] = {"care": CARE}
     return cfg

@@ -73,21 +73,22 @@ def test_transfer_targets(real):
 
 
 def test_plan_prices_the_extra_seeds_and_transfer(real):
-    """Per model and dataset, 2 more train jobs (after selection) and 2 more predict and
-    metrics jobs; per model and dataset one transfer job predicting the other 9 test sets."""
+    """Per model and dataset of grid.seed_datasets, 2 more train jobs (after selection) and
+    2 more predict and metrics jobs; per model and dataset one transfer_predict job predicting
+    the other 9 test sets on the GPU, and one transfer job scoring them."""
     plan = make_plan(typed(real))
     cfg = copy.deepcopy(real)
     cfg["grid"]["final_seeds"] = 1
     cfg["evaluation"]["transfer"] = False
     base = make_plan(typed(validate(cfg)))
     pairs = len(real["models"]) * len(real["datasets"])
+    seeded = len(real["models"]) * len(real["grid"]["seed_datasets"])
     rules, before = plan["rules"], base["rules"]
-    assert rules["train"]["jobs"] == before["train"]["jobs"] + 2 * pairs
-    assert rules["predict"]["jobs"] == before["predict"]["jobs"] + 2 * pairs
-    assert rules["metrics"]["jobs"] == before["metrics"]["jobs"] + 2 * pairs
+    assert rules["train"]["jobs"] == before["train"]["jobs"] + 2 * seeded
+    assert rules["predict"]["jobs"] == before["predict"]["jobs"] + 2 * seeded
+    assert rules["metrics"]["jobs"] == before["metrics"]["jobs"] + 2 * seeded
     assert rules["transfer"]["jobs"] == pairs and "transfer" not in before
     assert rules["table_transfer"]["jobs"] == 1 and rules["figure_transfer"]["jobs"] == 1
-    # inference on a GPU (the predict rule's), 9 test sets each
     # predicted on the GPU, scored on CPUs: no GPU held for the metrics
     assert rules["transfer_predict"]["jobs"] == pairs
     assert rules["transfer_predict"]["gpu_hours"] > 0

@@ -432,3 +432,32 @@ def test_real_config_ingests_the_published_layout_from_a_server(tmp_path):
         + [f"07-nucleus/test/nucleus-{role}.tif" for role in ("lowsnr", "highsnr")]
         + [f"{name}.sha256" for name in PUBLISHED]
     )  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.workflow
+def test_denoise_with_defaults_equals_the_studys_own_prediction(reduced_demo, tmp_path):
+    """`fmdenoise denoise` given the study's selection file (or a seed's run folder) applies the
+    model as the study's test-set inference did (the demo tiles at 96 px overlapping by 32, not
+    denoise's old 512/64): the output equals the study's prediction of the same test image,
+    for every trained kind of the demo (fine-tuned, CARE from scratch, an extra seed)."""
+    from fmdenoise.deploy.denoise import denoise_files
+    from fmdenoise.io import read_image
+
+    work, _, _ = reduced_demo
+    res = work / "results" / "demo"
+    image = sorted((res / "data" / "actin-demo" / "test" / "low").glob("*.tif"))[0]
+    selected = res / "selected" / "drunet" / "actin-demo.json"
+    run = json.loads(selected.read_text())["selected"]["run"]
+    models = {
+        "drunet": selected,
+        "care": res / "selected" / "care" / "actin-demo.json",
+        "drunet-seed1": work / Path(run).parent / "seed1",
+    }
+    for method, spec in models.items():
+        record = json.loads((spec / "run.json" if spec.is_dir() else spec).read_text())["inference"]
+        assert record["tile"] == 96 and record["overlap"] == 32, method
+        (out,) = denoise_files(spec, [image], tmp_path / method, progress=False)
+        ours = read_image(out)
+        study = read_image(res / "predictions" / method / "actin-demo" / image.name)
+        np.testing.assert_allclose(ours, study, rtol=0, atol=1e-5 * np.ptp(study), err_msg=method)

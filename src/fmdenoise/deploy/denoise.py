@@ -15,6 +15,11 @@ input's intensity scale, written atomically under the input's file name, with it
 kept: ImageJ metadata (spacing, unit, axes) and resolution tags, or OME-XML physical sizes.
 An input file is never overwritten, and existing outputs only with ``overwrite``.
 
+A model the study trained is applied the way the study evaluated it: tile or whole image,
+overlap, normalisation percentiles and noise-level input come from its record
+(:func:`fmdenoise.deploy.model_source.how_to_apply`); an option given explicitly overrides
+the record, and the log says so.
+
 A model trained by the study records the noise range of its training images
 (:mod:`fmdenoise.data.noise`); each input plane's noise is estimated the same way and a warning
 with the numbers is logged when it lies outside that range (the output is written anyway).
@@ -25,13 +30,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from tqdm import tqdm
 
 from fmdenoise import device as dev
 from fmdenoise.data.noise import image_noise, outside_range
-from fmdenoise.deploy.model_source import load_denoiser, resolve_model
+from fmdenoise.deploy.model_source import how_to_apply, load_denoiser, resolve_model
 from fmdenoise.deploy.tiff_metadata import read_tiff, write_like
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.inference import denoise_array
@@ -39,6 +45,8 @@ from fmdenoise.evaluate.inference import denoise_array
 log = logging.getLogger(__name__)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+#: an option left to the model's record (:func:`~fmdenoise.deploy.model_source.how_to_apply`)
+RECORDED: Literal["recorded"] = "recorded"
 
 
 def collect_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -81,19 +89,26 @@ def denoise_files(
     *,
     arch: str | None = None,
     device: str = "auto",
-    tile: int | None = 512,
-    overlap: int = 64,
-    low: float = 0.1,
-    high: float = 99.9,
+    tile: int | Literal["recorded"] | None = RECORDED,
+    overlap: int | Literal["recorded"] = RECORDED,
+    low: float | Literal["recorded"] = RECORDED,
+    high: float | Literal["recorded"] = RECORDED,
     overwrite: bool = False,
     progress: bool = True,
 ) -> list[Path]:
     """Denoise every input; returns the written paths. Everything is checked (model, inputs,
-    output names) before the first image is processed."""
+    output names) before the first image is processed. ``tile`` (None: whole image),
+    ``overlap``, ``low`` and ``high`` (the normalisation percentiles): as the study evaluated
+    the model unless given."""
     files = collect_inputs(inputs)
     out_dir = Path(out_dir)
     outs = [output_path(f, out_dir, overwrite) for f in files]
-    model, meta = load_denoiser(resolve_model(model_spec, arch))
+    source = resolve_model(model_spec, arch)
+    model, meta = load_denoiser(source)
+    given = {"tile": tile, "overlap": overlap, "low_percentile": low, "high_percentile": high}
+    how = how_to_apply(source, {k: v for k, v in given.items() if v != RECORDED})
+    tile, overlap = how.tile, how.overlap
+    low, high = how.low_percentile, how.high_percentile
     trained = meta.get("training_noise")
     device_t = dev.resolve(device)
     model = dev.prepare(model, device_t).eval()

@@ -6,10 +6,12 @@ The package (a ``.zip``) holds:
   DRUNet's noise-level estimation), traced on the test input. Its input is one grayscale image
   ``(batch, channel=1, y, x)`` whose sides are multiples of 16 (declared in the description, so
   that consumers tile accordingly and no padding is traced).
-- preprocessing ``scale_range``: per sample, the 0.1/99.9 percentiles (the study's
-  normalisation) map to 0/1. The output stays on that normalised scale (bioimage.io has no
-  "undo the input's normalisation" step); ``fmdenoise denoise`` maps it back to the input's
-  intensities.
+- preprocessing ``scale_range``: per sample, the percentiles the study trained and evaluated
+  the model with (its record, :func:`fmdenoise.deploy.model_source.how_to_apply`; 0.1/99.9
+  without one) map to 0/1. The README says whether the study applied it to whole images or
+  to tiles (side and overlap), for consumers that tile. The output stays on that normalised
+  scale (bioimage.io has no "undo the input's normalisation" step); ``fmdenoise denoise`` maps
+  it back to the input's intensities.
 - ``test_input.npy`` / ``test_output.npy``: a raw test image and the model's output for it
   (preprocessing included), ``cover.png``, and ``README.md`` with provenance.
 
@@ -30,7 +32,7 @@ import torch
 
 from fmdenoise import __version__
 from fmdenoise.data.noise import describe_range
-from fmdenoise.deploy.model_source import load_denoiser, resolve_model
+from fmdenoise.deploy.model_source import how_to_apply, load_denoiser, resolve_model
 from fmdenoise.deploy.tiff_metadata import read_tiff
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.evaluate.figures import save_cover
@@ -100,10 +102,11 @@ def export_bioimageio(
     name: str | None = None,
     author: str = "fmdenoise user",
     test_image: str | Path | None = None,
-    low: float = 0.1,
-    high: float = 99.9,
+    low: float | None = None,
+    high: float | None = None,
 ) -> Path:
-    """Write the package to ``output`` (.zip) and return its path."""
+    """Write the package to ``output`` (.zip) and return its path. ``low``/``high``: the
+    normalisation percentiles when not the model's recorded ones."""
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5 as bio
     from pydantic import ValidationError
@@ -113,6 +116,9 @@ def export_bioimageio(
         raise FmdenoiseError(f"{output}: the package name must end in .zip")
     source = resolve_model(model_spec, arch)
     model, meta = load_denoiser(source)
+    given = {"low_percentile": low, "high_percentile": high}
+    how = how_to_apply(source, {k: v for k, v in given.items() if v is not None})
+    low, high = how.low_percentile, how.high_percentile
     model = model.float().eval()
     raw = make_test_input(test_image)
     x = torch.from_numpy(preprocess(raw, low, high))[None, None]
@@ -130,7 +136,7 @@ def export_bioimageio(
         np.save(tmp / "test_input.npy", raw[None, None])
         np.save(tmp / "test_output.npy", y)
         save_cover(raw, y[0, 0], tmp / "cover.png")
-        (tmp / "README.md").write_text(_readme(name, arch_name, source, meta, low, high))
+        (tmp / "README.md").write_text(_readme(name, arch_name, source, meta, how))
         try:
             descr = _describe(bio, tmp, name, arch_name, author, low, high)
         except ValidationError as exc:
@@ -222,9 +228,13 @@ def _describe(
     )
 
 
-def _readme(
-    name: str, arch: str, source: Any, meta: dict[str, Any], low: float, high: float
-) -> str:
+def _readme(name: str, arch: str, source: Any, meta: dict[str, Any], how: Any) -> str:
+    low, high = how.low_percentile, how.high_percentile
+    applied = (
+        "whole images at once (its attention is global: tiles change its output)"
+        if how.tile is None
+        else f"tiles of {how.tile} px overlapping by {how.overlap} px, blended"
+    )
     return (
         f"# {name}\n\n"
         f"Architecture: {arch} ({meta.get('kwargs')}). Exported by fmdenoise {__version__} from "
@@ -233,6 +243,7 @@ def _readme(
         f"preprocessing maps its {low}/{high} percentiles to 0/1. Output: the denoised image "
         "on that normalised scale (multiply by the percentile span and add the low percentile "
         "to return to the input's units; `fmdenoise denoise` does this).\n\n"
+        f"The study evaluated it on {applied}; apply it the same way.\n\n"
         "Weights: TorchScript, traced with torch "
         f"{torch.__version__}. Training data: paired low/high exposure fluorescence images "
         "(Hagen et al. 2021) or the study's own data; see the run's run.json for provenance.\n\n"

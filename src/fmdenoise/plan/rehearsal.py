@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from fmdenoise.config import validate
+from fmdenoise.config import restrict_datasets, validate
 from fmdenoise.costs.calibration import Calibration, replace_rows, write_table
 from fmdenoise.costs.estimates import CostModel, request
 from fmdenoise.costs.sizes import dataset_sizes
@@ -120,7 +120,7 @@ def rehearsal_config(config: Mapping[str, Any], base_url: str, opts: Options) ->
     unknown = sorted(set(names) - set(cfg["datasets"]))
     if unknown:
         raise ConfigError(f"--datasets {unknown[0]!r}: not a dataset of the config")
-    cfg["datasets"] = {n: cfg["datasets"][n] for n in names}
+    restrict_datasets(cfg, names)
     pair_scale = opts.scale if opts.pair_scale is None else opts.pair_scale
     for ds in cfg["datasets"].values():
         if "expected" not in ds:

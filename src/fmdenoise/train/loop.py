@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from fmdenoise import device as dev
 from fmdenoise.errors import FmdenoiseError
 from fmdenoise.io import write_json
-from fmdenoise.settings import ModelSettings, TrainingSettings
+from fmdenoise.settings import InferenceSettings, ModelSettings, TrainingSettings
 from fmdenoise.train.batches import StepBatches
 from fmdenoise.train.losses import get_loss
 from fmdenoise.train.outputs import write_run_outputs
@@ -246,7 +246,9 @@ class Trainer:
                     break
         st.elapsed += time.perf_counter() - t0
 
-    def run(self, preload: bool = False) -> dict[str, Any]:
+    def run(
+        self, preload: bool = False, inference: InferenceSettings | None = None
+    ) -> dict[str, Any]:
         """Resume if possible, train to the budget (or early stop), write the outputs, then
         drop ``last.pt``: the run has finished for good, and its optimizer state (twice the
         weights for AdamW, plus a copy of the best weights) is what fills a disk quota
@@ -263,6 +265,7 @@ class Trainer:
             signature=self.signature,
             device=self.device,
             training_noise=self.training_noise,
+            inference=inference,
         )
         if self.last.exists():
             size = self.last.stat().st_size
@@ -309,6 +312,7 @@ def train(
     threads: int | None = None,
     preload: bool = False,
     start_from: str | Path | None = None,
+    inference: InferenceSettings | None = None,
 ) -> dict[str, Any]:
     """Train one cell (resuming from ``out_dir/last.pt`` when it matches); returns run.json.
 
@@ -316,13 +320,14 @@ def train(
     (threads - 1) that prefetch batches into pinned memory so the GPU never waits.
     ``preload`` reads the patches into memory instead of memory-mapping them (benchmarks).
     ``start_from``: the previous rung's state (successive halving), used when the run folder
-    holds no ``last.pt`` of this run.
+    holds no ``last.pt`` of this run. ``inference``: how the study applies the model
+    (recorded in model.pt and run.json; not part of the run's signature).
     """
     trainer = _trainer(
         cell, model, training, patch_dir, out_dir, pretrained, device, threads, None,
         start_from,
     )  # fmt: skip
-    return trainer.run(preload)
+    return trainer.run(preload, inference)
 
 
 def train_rung(

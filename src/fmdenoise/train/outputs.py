@@ -22,7 +22,7 @@ from fmdenoise.io import write_json, write_text
 from fmdenoise.models import count_parameters
 from fmdenoise.models.checkpoints import save_model
 from fmdenoise.models.wrapper import Denoiser
-from fmdenoise.settings import ModelSettings, TrainingSettings
+from fmdenoise.settings import InferenceSettings, ModelSettings, TrainingSettings
 from fmdenoise.train.provenance import code_version
 from fmdenoise.train.setup import Cell
 from fmdenoise.train.state import RunState
@@ -51,13 +51,17 @@ def write_run_outputs(
     signature: str,
     device: torch.device,
     training_noise: Mapping[str, Any] | None = None,
+    inference: InferenceSettings | None = None,
 ) -> dict[str, Any]:
     """Write model.pt, curve.csv and run.json; return run.json's content.
 
     ``model`` and ``training``: the run's configuration (run.json's ``config``);
     ``training_noise`` the noise range of its training images (:mod:`fmdenoise.data.noise`),
-    kept in both files so that ``fmdenoise denoise`` can check an input against it.
+    kept in both files so that ``fmdenoise denoise`` can check an input against it;
+    ``inference``: how the study applies the model (tile, overlap, percentiles, noise level),
+    kept in both files so that ``fmdenoise denoise`` and ``export`` apply it alike.
     """
+    how = inference.as_dict() if inference is not None else None
     save_model(
         out_dir / "model.pt",
         best_network(wrapper, state),
@@ -67,6 +71,7 @@ def write_run_outputs(
         best_step=state.best_step,
         best=state.best,
         training_noise=training_noise,
+        inference=how,
     )
     curve = pd.DataFrame(state.curve, columns=CURVE_COLUMNS)
     write_text(out_dir / "curve.csv", curve.to_csv(index=False))
@@ -88,6 +93,7 @@ def write_run_outputs(
         "gpu_hours": round(state.elapsed / 3600 * gpus, 6),
         "resumed_from": state.resumed_from,
         "training_noise": training_noise,
+        "inference": how,
     }
     write_json(out_dir / "run.json", run)
     return run

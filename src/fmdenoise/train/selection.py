@@ -32,10 +32,13 @@ def select_cell(
     run_files: Sequence[str | Path],
     promotion_files: Sequence[str | Path] = (),
     transfer_from: str | None = None,
+    inference: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The best candidate by validation PSNR, with every candidate's score listed (and, given
     a halving search's promotion files, the search's spend under ``search``; given the
-    dataset whose selected (loss, lr) the candidates were trained at, ``transfer_from``)."""
+    dataset whose selected (loss, lr) the candidates were trained at, ``transfer_from``;
+    ``inference``: how the study's test-set inference applies the selected model, the record
+    ``fmdenoise denoise`` applies it by)."""
     candidates = []
     for f in run_files:
         run = json.loads(Path(f).read_text())
@@ -58,6 +61,8 @@ def select_cell(
         "criterion": "max validation PSNR (ties: SSIM)",
         "candidates": candidates,
     }
+    if inference is not None:
+        out["inference"] = dict(inference)
     if transfer_from is not None:
         out["transfer_from"] = {
             "dataset": transfer_from,
