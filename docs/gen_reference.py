@@ -1,6 +1,7 @@
 """Write the generated reference pages into docs/reference/ (run before `mkdocs build`):
 the configuration reference from the schema, the CLI reference from the argparse parsers and
-the demo's rule graph from `snakemake --rulegraph mermaid-js`."""
+the demo's rule graph from `snakemake --rulegraph mermaid-js` with the table of what each
+rule's jobs ask for."""
 
 from __future__ import annotations
 
@@ -29,6 +30,31 @@ def rule_graph() -> str:
     )
 
 
+def resources_table() -> str:
+    """Which ``resources.<entry>`` each rule's jobs take, from fmdenoise.costs.rules.RULES
+    (what the rules and ``fmdenoise plan`` both read)."""
+    from fmdenoise.costs.rules import RULES
+
+    lines = [
+        "\n## What each rule's jobs ask for\n",
+        "Each rule takes the `resources.<entry>` below (`resources.default` when the config has "
+        "no such entry); a *sized* rule asks for its estimate x `planning.margin`, never below "
+        "the entry; the others ask for the entry as it stands. GPUs: the entry's `gpu`, for "
+        "predict only for methods that are networks. Resumable rules continue from `last.pt` "
+        "when a partition's time limit chains them. Generated from "
+        "`fmdenoise.costs.rules.RULES`, which the rules and `fmdenoise plan` both read.\n",
+        "| rule | entry | sized | GPUs | resumable | retries |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in RULES.items():
+        yes = {True: "yes", False: ""}
+        lines.append(
+            f"| `{name}` | `{r.entry}` | {yes[r.sized]} | {yes[r.gpu]} | {yes[r.resumable]} "
+            f"| {r.retries} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def stable_graph(graph: str) -> str:
     """Snakemake's mermaid rule graph, the same text on every run: its node numbers and
     colours follow the order in which the DAG was built, which varies; here the rules are
@@ -45,7 +71,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     write_text(OUT / "config.md", config_reference())
     write_text(OUT / "cli.md", cli_reference(_parser()))
-    write_text(OUT / "rules.md", rule_graph())
+    write_text(OUT / "rules.md", rule_graph() + resources_table())
 
 
 if __name__ == "__main__":

@@ -193,6 +193,14 @@ def _plan(args: argparse.Namespace) -> None:
         nodes=nodes,
         listed=listed,
     )
+    if args.progress:
+        from pathlib import Path
+
+        from fmdenoise.plan.progress import follow, format_progress
+
+        followed = follow(plan, Path(args.workdir) / settings.results)
+        print(json.dumps(followed, indent=1) if args.json else format_progress(followed), end="")
+        return
     print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
 
 
@@ -289,6 +297,12 @@ def _add_plan(sub: Any) -> None:
         action="store_false",
         help="do not ask SLURM (sinfo, scontrol, sacctmgr) for the partitions' time limits and "
         "the queue limits (asked when SLURM is there)",
+    )
+    plan.add_argument(
+        "--progress",
+        action="store_true",
+        help="during the run: the plan marked with the jobs finished, running, failed and lost "
+        "under --workdir, GPU-hours spent against planned and left at the measured pace",
     )
     plan.add_argument(
         "--offline",

@@ -6,7 +6,12 @@ defaults; :meth:`StudySettings.from_config` then turns the sections the library 
 ``normalization``, ``patches``, ``pretrain``) into frozen dataclasses once, so that a misspelt
 key is an attribute error a type checker catches rather than a ``KeyError`` at run time. The
 schema stays the one description of every key (defaults, ranges, documentation); these classes
-mirror its names and carry no defaults of their own.
+mirror its names. A field has a default here only where the schema leaves a key optional with
+no default of its own, so that a validated config may lack it (``split.test_fraction``,
+``noise_level.zero_shot_mode``, ``pretrained.download``, a model's ``tile``): the default says
+what the missing key means, and ``as_dict`` leaves it out again where it was missing.
+:class:`InferenceSettings` is no section: it is derived from the config
+(:func:`fmdenoise.study.inference_settings`) and recorded with every trained model.
 
 Values are kept exactly as validated (an ``int`` where the file says ``1``), and
 :meth:`TrainingSettings.as_dict` / :meth:`ModelSettings.as_dict` give back the validated

@@ -650,3 +650,52 @@ def test_calibration_with_a_budget_keeps_what_it_measured(tmp_path, monkeypatch)
     out = calibrate.calibrate_table("cuda", tmp_path / "new.csv", old, 10, print)
     got = [(r["kind"], r["device_type"], float(r["value"])) for r in Calibration.load(out).rows]
     assert sorted(got) == [("flops", "cpu", 2.0), ("train", "cpu", 9.0), ("train", "cuda", 1.0)]
+
+
+def test_plan_progress_marks_finished_running_failed_and_lost_jobs(tmp_path, capsys):
+    """`fmdenoise plan --progress` reads the jobs' request records, benchmark files and logs:
+    one finished train job (its seconds are the pace of the rest), one running, one that
+    logged its failure, one started longer ago than its runtime request with no end (lost)."""
+    import os
+
+    from fmdenoise.logs import log_to
+    from fmdenoise.plan.progress import follow, format_progress
+
+    cfg = small_config()
+    res = tmp_path / cfg["results"]
+    plan = make_plan(typed(cfg), workdir=tmp_path)
+    n = plan["rules"]["train"]["jobs"]
+    req = {"mem_mb": 1000, "runtime": 60, "gpu": 1}
+
+    def start(name, rule="train"):
+        job = fake_job(str(res / "logs" / rule / f"{name}.log"), rule, 2, req, [str(res / name)])
+        Path(job.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        return job
+
+    for name in ("done", "running", "failed", "lost"):
+        job = start(name)
+        if name == "failed":
+            with contextlib.suppress(ConfigError), log_to(job.log[0], job):
+                raise ConfigError("boom")
+        else:
+            with log_to(job.log[0], job):
+                pass
+    (res / "benchmarks" / "train" / "done.tsv").write_text("s\tmax_rss\n7200\t300\n")
+    old = (res / "benchmarks" / "train" / "lost.request.json").stat().st_mtime - 2 * 3600
+    os.utime(res / "benchmarks" / "train" / "lost.request.json", (old, old))
+    followed = follow(plan, res)
+    train = followed["rules"]["train"]
+    assert (train["finished"], train["running"], train["failed"], train["lost"]) == (1, 1, 1, 1)
+    assert train["gpu_hours_spent"] == pytest.approx(2.0)  # 7,200 s on 1 GPU
+    assert train["gpu_hours_left"] == pytest.approx(2.0 * (n - 1)) and train["pace"] == "measured"
+    predict = followed["rules"]["predict"]
+    assert predict["finished"] == 0 and predict["pace"] == "planned"
+    assert predict["gpu_hours_left"] == pytest.approx(plan["rules"]["predict"]["gpu_hours"])
+    assert followed["total"]["finished"] == 1
+    text = format_progress(followed)
+    assert "1 of" in text and "1 failed, 1 lost" in text
+    # through the command line
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["plan", str(tmp_path / "c.yaml"), "--workdir", str(tmp_path), "--progress",
+                 "--no-sinfo", "--offline", "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["rules"]["train"]["failed"] == 1

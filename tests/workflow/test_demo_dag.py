@@ -316,6 +316,12 @@ def test_plan_counts_every_job_that_ran(reduced_demo):
         )  # fmt: skip
     seen = {rule: request_counts(jobs) for rule, jobs in recorded.items()}
     assert seen == {rule: s["requests"] for rule, s in plan["rules"].items()}
+    # the plan followed: every job finished, nothing left
+    from fmdenoise.plan.progress import follow
+
+    followed = follow(plan, work / "results" / "demo")
+    assert followed["total"]["finished"] == followed["total"]["planned"] == sum(planned.values())
+    assert followed["total"]["left"] == 0 and not followed["unplanned_rules"]
 
 
 @pytest.mark.slow
