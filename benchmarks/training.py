@@ -1,4 +1,4 @@
-"""Training-loop throughput: memory-mapped patch loader versus tensors already in memory.
+"""Training throughput: the loader, eager vs compiled, and KBNet's two mixing forms.
 
 Runs the real loop (:func:`fmdenoise.train.loop.train`) on the same patches twice per round, once
 reading batches from the memory-mapped ``.npy`` files (what the workflow does) and once from
@@ -7,7 +7,15 @@ overhead as a fraction (target <= 5 %). With ``--demo`` it also times the demo s
 train stage (train, select and studies jobs) through ``snakemake --cores 2`` in a scratch
 folder, after building its inputs there (untimed).
 
+With ``--models`` it measures instead, per architecture at the demo's model sizes (batch 8 x
+64 px, AdamW, L1; CPU, float32), one training step eager against compiled block by block
+(:mod:`fmdenoise.train.compile`; compilation timed apart, and against compiling the whole
+network), and KBNet's kernel-basis mixing as a multiply-then-sum (the code's) against the
+former per-pixel batched matmul, in channels_last. Rounds alternate the variants, so the
+ratios are measured side by side; CPU is a proxy: the GPU rows decide (benchmarks/gpu_round.sh).
+
     python benchmarks/training.py [--steps 200] [--rounds 3] [--demo]
+    python benchmarks/training.py --models [--steps 10] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -62,6 +70,97 @@ def loop_rate(patches: Path, out: Path, steps: int, preload: bool, threads: int)
     return steps / run["wall_seconds"]
 
 
+DEMO_SIZES = {
+    "drunet": {"in_nc": 2, "out_nc": 1, "nc": [16, 32, 64, 128], "nb": 1},
+    "restormer": {
+        "dim": 8,
+        "num_blocks": [1, 1, 1, 1],
+        "num_refinement_blocks": 1,
+        "heads": [1, 2, 2, 4],
+    },
+    "kbnet": {
+        "img_channel": 1,
+        "width": 4,
+        "middle_blk_num": 1,
+        "enc_blk_nums": [1, 1, 1, 1],
+        "dec_blk_nums": [1, 1, 1, 1],
+    },
+    "care_unet": {"unet_n_first": 16},
+}
+
+
+def step_time(model: torch.nn.Module, steps: int) -> float:
+    """Seconds per training step (after one warm-up step) at batch 8 x 64 px."""
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 64, 64).contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def one() -> None:
+        opt.zero_grad(set_to_none=True)
+        (model(x) - x).abs().mean().backward()
+        opt.step()
+
+    one()
+    t = time.perf_counter()
+    for _ in range(steps):
+        one()
+    return (time.perf_counter() - t) / steps
+
+
+def model_variants(steps: int, rounds: int) -> dict:
+    """Eager vs compiled per architecture, and KBNet's mixing forms (see the docstring)."""
+    import copy
+
+    from fmdenoise.models import build
+    from fmdenoise.models.wrapper import Denoiser
+    from fmdenoise.train.compile import compile_regions
+
+    out: dict = {}
+    for arch, kwargs in DEMO_SIZES.items():
+        base = Denoiser(build(arch, **kwargs), arch, kwargs).to(memory_format=torch.channels_last)
+        variants = {"eager": base}
+        t = time.perf_counter()
+        regional = copy.deepcopy(base)
+        compile_regions(regional.net, arch)
+        step_time(regional, 1)  # compiles (train mode)
+        compile_regional = time.perf_counter() - t
+        variants["compiled"] = regional
+        t = time.perf_counter()
+        whole = copy.deepcopy(base)
+        whole.net.compile(dynamic=False)
+        step_time(whole, 1)
+        compile_whole = time.perf_counter() - t
+        if arch == "kbnet":
+            old = copy.deepcopy(base)
+            for m in old.modules():
+                if hasattr(m, "mixing"):
+                    m.mixing = "matmul"
+            variants["matmul mixing"] = old
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for _ in range(rounds):
+            for name, model in variants.items():
+                times[name].append(step_time(model, steps))
+        best = {k: min(v) for k, v in times.items()}
+        out[arch] = {
+            "s_per_step": best,
+            "compiled_vs_eager": best["eager"] / best["compiled"],
+            "compile_s_regional": compile_regional,
+            "compile_s_whole": compile_whole,
+        }
+        line = (
+            f"{arch:10} eager {best['eager'] * 1e3:8.1f} ms  compiled {best['compiled'] * 1e3:8.1f}"
+            f" ms  speed-up {best['eager'] / best['compiled']:.2f}x  compile: per block "
+            f"{compile_regional:.0f} s, whole {compile_whole:.0f} s"
+        )
+        if "matmul mixing" in best:
+            ratio = best["matmul mixing"] / best["eager"]
+            out[arch]["matmul_vs_sum"] = ratio
+            line += f"\n{'':10} mixing: matmul {best['matmul mixing'] * 1e3:.1f} ms vs sum "
+            line += f"{best['eager'] * 1e3:.1f} ms (eager): the sum is {ratio:.2f}x faster"
+        print(line, flush=True)
+    return out
+
+
 def demo_train_stage(work: Path) -> tuple[float, int]:
     base = [
         sys.executable,
@@ -93,7 +192,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--demo", action="store_true", help="also time the demo's train stage")
+    parser.add_argument(
+        "--models", action="store_true", help="eager vs compiled, KBNet's mixing forms"
+    )
     args = parser.parse_args()
+    if args.models:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, float32, "
+              f"batch 8 x 64 px, best of {args.rounds} rounds of {args.steps} steps")  # fmt: skip
+        print(json.dumps(model_variants(args.steps, args.rounds)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         patches = write_toy_patches(Path(tmp) / "patches", 4096, 64, n_val=16)
         rates: dict[str, list[float]] = {"mmap": [], "memory": []}

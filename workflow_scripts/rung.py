@@ -3,11 +3,14 @@
 from pathlib import Path
 
 from fmdenoise.logs import log_to
-from fmdenoise.settings import ModelSettings, TrainingSettings
+from fmdenoise.settings import ModelSettings, StudySettings, TrainingSettings
+from fmdenoise.train.compile import use_cache
 from fmdenoise.train.loop import train_rung
 from fmdenoise.train.setup import Cell
 
 with log_to(snakemake.log[0], snakemake):
+    config = StudySettings.from_config(snakemake.config)  # not params: these rerun nothing
+    use_cache(config.compile_cache)  # training.compile
     train_rung(
         Cell(**snakemake.params.cell),
         ModelSettings.from_dict(snakemake.params.model),
@@ -21,4 +24,5 @@ with log_to(snakemake.log[0], snakemake):
         start_from=snakemake.input.get("start_from"),
         pretrained=snakemake.input.get("pretrained"),
         threads=snakemake.threads,
+        checkpoint_minutes=config.checkpoint_minutes,
     )

@@ -8,10 +8,13 @@ from pathlib import Path
 from fmdenoise.logs import log_to
 from fmdenoise.settings import ModelSettings, StudySettings, TrainingSettings
 from fmdenoise.study import inference_settings
+from fmdenoise.train.compile import use_cache
 from fmdenoise.train.loop import train
 from fmdenoise.train.setup import Cell
 
 with log_to(snakemake.log[0], snakemake):
+    config = StudySettings.from_config(snakemake.config)  # not params: these rerun nothing
+    use_cache(config.compile_cache)  # training.compile
     train(
         Cell(**snakemake.params.cell),
         ModelSettings.from_dict(snakemake.params.model),
@@ -20,8 +23,7 @@ with log_to(snakemake.log[0], snakemake):
         Path(snakemake.output.run).parent,
         pretrained=snakemake.input.get("pretrained"),
         threads=snakemake.threads,
+        checkpoint_minutes=config.checkpoint_minutes,
         start_from=snakemake.input.get("start_from"),
-        inference=inference_settings(
-            StudySettings.from_config(snakemake.config), snakemake.wildcards.model
-        ),
+        inference=inference_settings(config, snakemake.wildcards.model),
     )

@@ -324,6 +324,17 @@ class StudySettings:
             config=config,
         )
 
+    @property
+    def compile_cache(self) -> str:
+        """Where torch.compile's kernels are cached for the study's jobs (``compile_cache``,
+        default ``<results>/cache/torch``)."""
+        return str(self.config.get("compile_cache") or f"{self.results}/cache/torch")
+
+    @property
+    def checkpoint_minutes(self) -> float:
+        """Wall minutes between a training job's checkpoints (``checkpoint_minutes``)."""
+        return float(self.config.get("checkpoint_minutes", 10))
+
     def tile(self, model: str) -> int | None:
         """A model's test-set inference tile: its own ``tile``, else ``evaluation.tile``."""
         own = self.models[model].tile

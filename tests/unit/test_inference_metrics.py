@@ -73,3 +73,21 @@ def test_affine_fit_is_invariant_to_scale_and_offset():
     assert a["psnr_raw"] != pytest.approx(b["psnr_raw"])
     # the fit of an exact affine copy is exact
     np.testing.assert_allclose(affine_fit(2 * gt + 1, gt), gt, rtol=1e-5)
+
+
+def test_validation_metrics_on_the_device_equal_scikit_image_patch_by_patch():
+    """PSNR and SSIM of a batch scored in torch (the validation's) equal the study's convention
+    computed patch by patch with scikit-image (affine_fit, psnr, ssim) within 1e-6."""
+    import torch
+
+    from fmdenoise.evaluate.metrics import affine_fit, fitted_psnr_ssim_torch, psnr, ssim
+
+    rng = np.random.default_rng(3)
+    gt = rng.random((6, 1, 48, 40)).astype(np.float32)
+    pred = (0.7 * gt + 0.2 + 0.05 * rng.standard_normal(gt.shape)).astype(np.float32)
+    pred[5] = 0.3  # a constant prediction: the fit gives the target's mean
+    got = fitted_psnr_ssim_torch(torch.from_numpy(pred), torch.from_numpy(gt)).numpy()
+    for i in range(len(gt)):
+        fitted = affine_fit(pred[i, 0], gt[i, 0])
+        assert got[i, 0] == pytest.approx(psnr(gt[i, 0], fitted), abs=1e-6)
+        assert got[i, 1] == pytest.approx(ssim(gt[i, 0], fitted), abs=1e-6)

@@ -166,3 +166,36 @@ def test_drunet_noise_map():
     levels = seen["x"][:, 1, 0, 0]
     assert torch.allclose(levels, torch.tensor([0.05, 0.2]), rtol=0.1)
     assert torch.allclose(estimate_sigma(noise), torch.tensor([0.05, 0.2]), rtol=0.1)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_kbnet_mixing_forms_agree(layout):
+    """The multiply-then-sum mixing of the kernel basis equals the former per-pixel batched
+    matmul (channels_last) within float32 rounding, forward and backward."""
+    from fmdenoise.models.kbnet import kernel_basis_attention
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 12, 10).contiguous(memory_format=layout).requires_grad_(True)
+    att = torch.randn(2, 8, 12, 10).contiguous(memory_format=layout)
+    w = torch.randn(1, 8, 16 * 4 * 9) * 0.1
+    b = torch.randn(1, 8, 16) * 0.1
+    new = kernel_basis_attention(x, att, w, b, 3, 4)
+    (g_new,) = torch.autograd.grad(new.square().sum(), x)
+    old = kernel_basis_attention(x, att, w, b, 3, 4, mixing="matmul")
+    (g_old,) = torch.autograd.grad(old.square().sum(), x)
+    assert (new - old).abs().max().item() <= 1e-5
+    assert (g_new - g_old).abs().max().item() <= 1e-4 * g_old.abs().max().item()
+
+
+@pytest.mark.parametrize("arch", ["kbnet", "restormer"])
+def test_bf16_autocast_keeps_the_stream_in_bf16(arch):
+    """Under bf16 autocast the blocks' float32 scales and LayerNorms do not turn the residual
+    stream back to float32 (every such promotion is a cast kernel and twice the bytes)."""
+    model = build(arch, **SMALL[arch]).to(memory_format=torch.channels_last)
+    block = model.encoders[0][0] if arch == "kbnet" else model.encoder_level1[0]
+    x = torch.randn(1, block.norm1.body.weight.shape[0] if arch == "restormer"
+                    else block.norm1.weight.shape[0], 16, 16)  # fmt: skip
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert block(x.bfloat16()).dtype == torch.bfloat16
+        assert block.norm1(x.bfloat16()).dtype == torch.bfloat16

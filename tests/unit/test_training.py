@@ -224,3 +224,56 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     for folder in ("full", "cut"):
         left = sorted(p.name for p in (tmp_path / folder).iterdir())
         assert left == ["curve.csv", "model.pt", "run.json"], left
+
+
+@pytest.mark.parametrize(("minutes", "saves"), [(0.0, 40), (60.0, 1)])
+def test_checkpoints_by_wall_time_as_well_as_steps(tmp_path, monkeypatch, minutes, saves):
+    """With checkpoint_every far away, last.pt is still written every checkpoint_minutes of
+    wall time (0: every step) and at the end; the writes happen in the background from a host
+    copy and the run's results do not depend on them."""
+    from fmdenoise.train import state as state_module
+    from fmdenoise.train.loop import train
+    from fmdenoise.train.setup import Cell
+
+    calls = []
+    real = state_module.CheckpointWriter.save
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs.get("wait", False))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(state_module.CheckpointWriter, "save", counted)
+    patches = write_toy_patches(tmp_path / "patches", 32, 16)
+    cell = Cell("drunet", "toy", "mae", 1e-3, "scratch", "rot", 0)
+    run = train(cell, MODEL, TRAINING, patches, tmp_path / "out", threads=1,
+                checkpoint_minutes=minutes)  # fmt: skip
+    assert len(calls) == saves and calls[-1] is True  # the last one waited for its file
+    assert run["steps_done"] == 40 and not (tmp_path / "out" / "last.pt").exists()
+    curve = pd.read_csv(tmp_path / "out" / "curve.csv")
+    assert list(curve.step) == [0, 10, 20, 30, 40] and curve.train_loss.iloc[1:].notna().all()
+
+
+def test_checkpoint_writer_writes_what_save_last_writes_and_reports_failures(tmp_path):
+    from fmdenoise.train.state import CheckpointWriter, RunState, Trainables, save_last
+
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(net.parameters(), lr=0.1)
+    net(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    parts = Trainables(net, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0))
+    st = RunState(step=3, loss_sum=1.5, loss_n=3)
+    save_last(tmp_path / "a.pt", "sig", parts, st)
+    with CheckpointWriter() as writer:
+        writer.save(tmp_path / "b.pt", "sig", parts, st)
+        with torch.no_grad():
+            net.weight.add_(1.0)  # training goes on: the file keeps the state at save time
+    a = torch.load(tmp_path / "a.pt", weights_only=True)
+    b = torch.load(tmp_path / "b.pt", weights_only=True)
+    assert torch.equal(a["model"]["weight"], b["model"]["weight"]) and b["step"] == 3
+    assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
+    (tmp_path / "a-file").write_text("not a folder")
+    writer = CheckpointWriter()
+    writer.save(tmp_path / "a-file" / "c.pt", "sig", parts, st)  # fails in the thread
+    with pytest.raises(Exception):  # noqa: B017 (the write's own error, re-raised)
+        writer.wait()
+    writer.wait()  # reported once

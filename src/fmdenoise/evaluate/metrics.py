@@ -100,9 +100,12 @@ def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, g.view(1, 1, -1, 1))
 
 
-def ssim_torch(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Mean SSIM of (B, 1, H, W) batches, equal to :func:`ssim` image by image (per-image
-    means, then averaged over the batch). Differentiable."""
+def ssim_torch_per_image(
+    pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
+) -> torch.Tensor:
+    """SSIM of each image of (B, 1, H, W) batches, equal to :func:`ssim` image by image (the
+    mean of the SSIM map without its 5-pixel border, where the window would need padding).
+    Differentiable; computes in the inputs' dtype."""
     g = _gaussian_window(pred.device, pred.dtype)
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     mu_x, mu_y = _blur(pred, g), _blur(target, g)
@@ -111,7 +114,32 @@ def ssim_torch(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0
     sxy = _blur(pred * target, g) - mu_x * mu_y
     s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
     r = SSIM_WIN // 2
-    return s[..., r:-r, r:-r].mean(dim=(1, 2, 3)).mean()
+    return s[..., r:-r, r:-r].mean(dim=(1, 2, 3))
+
+
+def ssim_torch(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM of (B, 1, H, W) batches, equal to :func:`ssim` image by image (per-image
+    means, then averaged over the batch). Differentiable."""
+    return ssim_torch_per_image(pred, target, data_range).mean()
+
+
+def fitted_psnr_ssim_torch(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, 2): PSNR and SSIM of each image of (B, 1, H, W) batches under the study convention
+    (the prediction affine-fitted to the target, data range 1), on the tensors' device: what
+    :func:`affine_fit`, :func:`psnr` and :func:`ssim` give image by image (float64, the fitted
+    image rounded to float32 as there)."""
+    import torch
+
+    x, y = pred.double().flatten(1), target.double().flatten(1)
+    xm, ym = x.mean(1, keepdim=True), y.mean(1, keepdim=True)
+    var = ((x - xm) ** 2).sum(1, keepdim=True)
+    cov = ((x - xm) * (y - ym)).sum(1, keepdim=True)
+    a = torch.where(var > 0, cov / var.clamp_min(1e-300), torch.zeros_like(var))
+    fitted = (a * (x - xm) + ym).float().double()
+    mse = ((y - fitted) ** 2).mean(1)
+    psnr_b = 10 * torch.log10(1.0 / mse)
+    ssim_b = ssim_torch_per_image(fitted.view_as(pred.double()), target.double())
+    return torch.stack([psnr_b, ssim_b], dim=1)
 
 
 def micro_ssim(gts: Sequence[np.ndarray], preds: Sequence[np.ndarray]) -> list[float]:

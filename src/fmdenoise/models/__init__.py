@@ -14,9 +14,9 @@ from typing import Any
 from torch import nn
 
 from fmdenoise.models.care_unet import CAREUNet
-from fmdenoise.models.drunet import DRUNet
-from fmdenoise.models.kbnet import KBNet_s
-from fmdenoise.models.restormer import Restormer
+from fmdenoise.models.drunet import DRUNet, ResBlock
+from fmdenoise.models.kbnet import KBBlock_s, KBNet_s
+from fmdenoise.models.restormer import Restormer, TransformerBlock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,12 +27,19 @@ class ArchInfo:
     defaults: dict[str, Any]
     multiple: int  # spatial multiple the raw forward needs (KBNet pads itself)
     noise_map: bool = False  # DRUNet: a noise-level map is the second input channel
+    #: the repeated block types compiled one by one (regional compilation,
+    #: fmdenoise.train.compile); none: the network is compiled whole
+    regions: tuple[type[nn.Module], ...] = ()
 
 
 REGISTRY: dict[str, ArchInfo] = {
-    "drunet": ArchInfo(DRUNet, {"in_nc": 2, "out_nc": 1}, multiple=8, noise_map=True),
-    "restormer": ArchInfo(Restormer, {"inp_channels": 1, "out_channels": 1}, multiple=8),
-    "kbnet": ArchInfo(KBNet_s, {"img_channel": 1}, multiple=1),
+    "drunet": ArchInfo(
+        DRUNet, {"in_nc": 2, "out_nc": 1}, multiple=8, noise_map=True, regions=(ResBlock,)
+    ),
+    "restormer": ArchInfo(
+        Restormer, {"inp_channels": 1, "out_channels": 1}, multiple=8, regions=(TransformerBlock,)
+    ),
+    "kbnet": ArchInfo(KBNet_s, {"img_channel": 1}, multiple=1, regions=(KBBlock_s,)),
     "care_unet": ArchInfo(CAREUNet, {}, multiple=4),
 }
 

@@ -13,7 +13,10 @@ KBA computation here. The official code materialises every pixel's mixed kernel
 products. Mixing is linear, so the same result is obtained by convolving the input with every
 basis kernel at once (one grouped 3x3 convolution with ``nset`` times the output channels) and
 mixing the ``nset`` responses per pixel with the coefficients. Same numbers, no per-pixel
-kernels and large dense GEMMs instead of tiny batched ones.
+kernels and large dense GEMMs instead of tiny batched ones; the mixture itself is a
+multiply-then-sum over the basis axis (in both memory formats), not a batch of per-pixel
+matrix products. Under bf16 autocast the block keeps its stream in bf16 (the LayerNorm's
+statistics in float32, its output and the learned scales in the stream's dtype).
 
 Parameter names follow the official ``KBNet_s`` so that ``gau_gray_*.pth`` (weights under
 ``net``, DataParallel ``module.`` prefix stripped by the loader) load with ``strict=True``.
@@ -40,9 +43,13 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
-        y = (x - mean) * torch.rsqrt(var + self.eps)
-        return y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        # statistics in float32 whatever the input (bf16 under autocast), output in its dtype:
+        # the next convolution runs in it without a cast of its own
+        xf = x.float()
+        var, mean = torch.var_mean(xf, dim=1, keepdim=True, correction=0)
+        y = (xf - mean) * torch.rsqrt(var + self.eps)
+        y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return y.to(x.dtype)
 
 
 class SimpleGate(nn.Module):
@@ -52,12 +59,24 @@ class SimpleGate(nn.Module):
 
 
 def kernel_basis_attention(
-    x: torch.Tensor, att: torch.Tensor, w: torch.Tensor, b: torch.Tensor, k: int, groups: int
+    x: torch.Tensor,
+    att: torch.Tensor,
+    w: torch.Tensor,
+    b: torch.Tensor,
+    k: int,
+    groups: int,
+    mixing: str = "sum",
 ) -> torch.Tensor:
     """Apply per-pixel mixtures of ``nset`` grouped ``k x k`` kernels to ``x``.
 
     ``x``: (B, C, H, W); ``att``: (B, nset, H, W) mixing coefficients; ``w``: (1, nset,
     C * C/groups * k*k) the kernel basis; ``b``: (1, nset, C) the bias basis.
+
+    The ``nset`` responses of each pixel are mixed by a multiply-then-sum over the basis axis
+    in both memory formats (on channels_last the responses of a pixel are contiguous and the
+    sum runs over them in place). ``mixing="matmul"`` is the former channels_last form, one
+    batched ``(1 x nset) @ (nset x cg)`` product per pixel and group: tiny batched GEMMs that
+    GPUs run many times slower than the reduction (kept for ``benchmarks/training.py``).
     """
     bsz, c, h, wd = x.shape
     nset = att.shape[1]
@@ -66,13 +85,19 @@ def kernel_basis_attention(
     weight = (
         w.view(nset, groups, cg, cg, k, k).transpose(0, 1).reshape(groups * nset * cg, cg, k, k)
     )
-    y = F.conv2d(x, weight, padding=k // 2, groups=groups)
+    y = F.conv2d(x, weight.to(x.dtype), padding=k // 2, groups=groups)
+    att = att.to(y.dtype)
     if y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous():
-        # channels_last: each pixel's (g, nset, cg) responses are contiguous; mix them with
-        # one batched (1 x nset) @ (nset x cg) product per pixel and group.
-        yp = y.permute(0, 2, 3, 1).reshape(bsz * h * wd, groups, nset, cg)
-        ap = att.permute(0, 2, 3, 1).reshape(bsz * h * wd, 1, 1, nset)
-        out = torch.matmul(ap, yp).view(bsz, h, wd, c).permute(0, 3, 1, 2)
+        # channels_last: a pixel's (g, nset, cg) responses are contiguous: a free view
+        yp = y.permute(0, 2, 3, 1).view(bsz, h, wd, groups, nset, cg)
+        ap = att.permute(0, 2, 3, 1).reshape(bsz, h, wd, 1, nset, 1)
+        if mixing == "matmul":
+            mixed = torch.matmul(
+                ap.reshape(bsz * h * wd, 1, 1, nset), yp.reshape(bsz * h * wd, groups, nset, cg)
+            )
+        else:
+            mixed = (yp * ap).sum(4)
+        out = mixed.reshape(bsz, h, wd, c).permute(0, 3, 1, 2)
     elif torch.is_grad_enabled():
         # NCHW, training: one fused multiply-reduce is the cheapest to differentiate
         y = y.view(bsz, groups, nset, cg, h, wd)
@@ -84,7 +109,7 @@ def kernel_basis_attention(
         for n in range(1, nset):
             acc.addcmul_(y[:, :, n], att[:, None, n : n + 1])
         out = acc.reshape(bsz, c, h, wd)
-    bias = F.conv2d(att, b.view(nset, c).t()[:, :, None, None])
+    bias = F.conv2d(att, b.view(nset, c).t()[:, :, None, None].to(att.dtype))
     return out + bias
 
 
@@ -103,6 +128,8 @@ class KBBlock_s(nn.Module):  # noqa: N801 (official name)
     ) -> None:
         super().__init__()
         self.k, self.c, self.nset = k, c, nset
+        #: how kernel_basis_attention mixes the basis responses ("sum"; "matmul" for benchmarks)
+        self.mixing = "sum"
         dw_ch, ffn_ch = int(c * DW_Expand), int(FFN_Expand * c)
         self.g = c // gc
         self.w = nn.Parameter(torch.zeros(1, nset, c * c // self.g * k**2))
@@ -143,15 +170,18 @@ class KBBlock_s(nn.Module):  # noqa: N801 (official name)
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         x = self.norm1(inp)
+        dt = x.dtype  # bf16 under autocast: the float32 scales below must not promote the
+        # stream back to float32 (each promotion is a cast and twice the bytes)
         sca = self.sca(x)
         x1 = self.conv11(x)
-        att = self.conv2(x) * self.attgamma + self.conv211(x)
+        att = self.conv2(x) * self.attgamma.to(dt) + self.conv211(x)
         uf = self.conv21(self.conv1(x))
-        x = kernel_basis_attention(uf, att, self.w, self.b, self.k, self.g) * self.ga1 + uf
+        kba = kernel_basis_attention(uf, att, self.w, self.b, self.k, self.g, self.mixing)
+        x = kba * self.ga1.to(dt) + uf
         x = self.conv3(x * x1 * sca)
-        y = inp + x * self.beta
+        y = inp + x * self.beta.to(inp.dtype)
         x = self.conv5(self.sg(self.conv4(self.norm2(y))))
-        return y + x * self.gamma
+        return y + x * self.gamma.to(y.dtype)
 
 
 class KBNet_s(nn.Module):  # noqa: N801 (official name)

@@ -12,7 +12,9 @@ feed-forward network (GDFN): 1x1 expansion to two branches, depthwise 3x3, ``gel
 Parameter names follow the official ``Restormer`` class so that the published
 ``gaussian_gray_denoising_*.pth`` files (weights under ``params``) load with ``strict=True``.
 Implementation notes (same numbers, fewer copies): LayerNorm is computed directly over the
-channel axis of NCHW tensors instead of reshaping to tokens and back.
+channel axis of NCHW tensors instead of reshaping to tokens and back, its statistics in float32
+and its output in the input's dtype (bf16 under autocast: no float32 stream cast back before
+every convolution).
 """
 
 from __future__ import annotations
@@ -40,12 +42,15 @@ class LayerNorm(nn.Module):
         self.body = _LayerNormWeight(dim, self.with_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)
+        # statistics in float32 whatever the input (bf16 under autocast), output in the input's
+        # dtype, so that the convolution after it needs no cast of its own
+        xf = x.float()
+        var, mean = torch.var_mean(xf, dim=1, keepdim=True, correction=0)
         w = self.body.weight.view(1, -1, 1, 1)
         bias = self.body.bias
         if bias is not None:  # WithBias
-            return (x - mean) * torch.rsqrt(var + 1e-5) * w + bias.view(1, -1, 1, 1)
-        return x * torch.rsqrt(var + 1e-5) * w
+            return ((xf - mean) * torch.rsqrt(var + 1e-5) * w + bias.view(1, -1, 1, 1)).to(x.dtype)
+        return (xf * torch.rsqrt(var + 1e-5) * w).to(x.dtype)
 
 
 class FeedForward(nn.Module):
@@ -80,7 +85,7 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(1)
         q = F.normalize(q, dim=-1)
         k = F.normalize(k, dim=-1)
-        attn = (q @ k.transpose(-2, -1)) * self.temperature
+        attn = (q @ k.transpose(-2, -1)) * self.temperature.to(q.dtype)
         out = attn.softmax(dim=-1) @ v
         return self.project_out(out.reshape(b, c, h, w))
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -37,16 +37,28 @@ from fmdenoise.errors import FmdenoiseError
 from fmdenoise.io import write_json
 from fmdenoise.settings import InferenceSettings, ModelSettings, TrainingSettings
 from fmdenoise.train.batches import StepBatches
+from fmdenoise.train.compile import compile_regions
 from fmdenoise.train.losses import get_loss
 from fmdenoise.train.outputs import write_run_outputs
 from fmdenoise.train.provenance import signature
 from fmdenoise.train.search import drop_continued_state, rung_summary
 from fmdenoise.train.setup import Cell, make_model, make_optimizer
 from fmdenoise.train.signals import stop_requested
-from fmdenoise.train.state import RunState, Trainables, load_last, publish_state, save_last
+from fmdenoise.train.state import (
+    CheckpointWriter,
+    RunState,
+    Trainables,
+    load_last,
+    publish_state,
+    save_last,
+)
 from fmdenoise.train.validation import validation_metrics
 
 log = logging.getLogger(__name__)
+
+#: wall minutes between checkpoints of a run besides every ``training.checkpoint_every`` steps
+#: (``checkpoint_minutes`` in the config)
+CHECKPOINT_MINUTES = 10.0
 
 
 class PreemptedError(FmdenoiseError):
@@ -69,6 +81,7 @@ class Trainer:
         threads: int | None,
         stop_at: int | None = None,
         start_from: Path | None = None,
+        checkpoint_minutes: float = CHECKPOINT_MINUTES,
     ) -> None:
         self.cell, self.model_settings, self.training = cell, model, training
         self.patch_dir, self.out_dir = patch_dir, out_dir
@@ -76,6 +89,8 @@ class Trainer:
         #: where this job stops: a rung's budget, or the full training budget
         self.stop_at = min(int(stop_at), self.steps) if stop_at else self.steps
         self.start_from = start_from
+        #: wall minutes between checkpoints besides every checkpoint_every steps
+        self.checkpoint_minutes = float(checkpoint_minutes)
         patches = (patch_dir / "patches.json").read_text()
         self.signature = signature(
             {
@@ -92,14 +107,18 @@ class Trainer:
         if threads and self.device.type == "cpu":
             torch.set_num_threads(threads)
         self.wrapper = dev.prepare(make_model(cell, model, pretrained), self.device)
-        #: what the steps call: the wrapper, or its torch.compile'd form (same parameters)
-        self.model: torch.nn.Module = (
-            cast(torch.nn.Module, torch.compile(self.wrapper)) if training.compile else self.wrapper
-        )
+        if training.compile:  # in place, block by block: same module, same state_dict keys
+            compiled = compile_regions(self.wrapper.net, model.arch)
+            log.info("torch.compile: %d region(s) of %s, cache %s", compiled, model.arch,
+                     os.environ.get("TORCHINDUCTOR_CACHE_DIR", "torch's default"))  # fmt: skip
+        #: what the steps call
+        self.model: torch.nn.Module = self.wrapper
         opt, sched = make_optimizer(self.wrapper, cell, training)
         self.parts = Trainables(self.wrapper, opt, sched)
         self.loss_fn = get_loss(cell.loss, training.ssim_l1_weight)
         self.state = RunState()
+        #: the running train-loss sum on the device (float64, step order; see :meth:`step`)
+        self.loss_acc = torch.zeros((), dtype=torch.float64, device=self.device)
         self.last = out_dir / "last.pt"
 
     def loader(self, preload: bool) -> DataLoader:
@@ -122,8 +141,9 @@ class Trainer:
             prefetch_factor=4 if self.workers else None,
         )
 
-    def step(self, low: torch.Tensor, gt: torch.Tensor) -> float:
-        """One optimisation step; returns the loss."""
+    def step(self, low: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        """One optimisation step; returns the loss, left on the device (no host sync: the
+        running sum is read at the log, validation and checkpoint points only)."""
         low = low.to(self.device, non_blocking=True)
         low = low.contiguous(memory_format=dev.memory_format(self.device))
         gt = gt.to(self.device, non_blocking=True)
@@ -139,11 +159,16 @@ class Trainer:
             )
         opt.step()
         self.parts.scheduler.step()
-        value = loss.item()
+        value = loss.detach()
+        # float64 on the device, in step order: the same left fold as summing loss.item()s
+        self.loss_acc += value.double()
         self.state.step += 1
-        self.state.loss_sum += value
         self.state.loss_n += 1
         return value
+
+    def sync_loss(self) -> None:
+        """Read the running loss sum into the state (one host sync)."""
+        self.state.loss_sum = float(self.loss_acc.cpu())
 
     def validate(self, elapsed: float) -> None:
         """Validate, append a curve row, track the best weights and the patience count."""
@@ -151,6 +176,7 @@ class Trainer:
         metrics = validation_metrics(
             self.model, self.patch_dir, self.loss_fn, self.device, self.batch_size
         )
+        self.sync_loss()
         train_loss = st.loss_sum / st.loss_n if st.loss_n else float("nan")
         st.curve.append(
             {
@@ -162,18 +188,19 @@ class Trainer:
             }
         )
         st.loss_sum, st.loss_n = 0.0, 0
+        self.loss_acc.zero_()
         log.info("validation at step %d: %s", st.step, metrics)
         if st.step == 0:
             return  # the starting point is recorded, not a candidate
         if st.best is None or metrics["val_psnr"] > st.best["val_psnr"]:
-            st.best_state = {
-                k: v.detach().cpu().clone() for k, v in self.wrapper.state_dict().items()
-            }
+            # a copy on the model's device (no host round trip per improvement); written to the
+            # host with the checkpoints and the outputs
+            st.best_state = {k: v.detach().clone() for k, v in self.wrapper.state_dict().items()}
             st.best, st.best_step, st.bad_vals = metrics, st.step, 0
         else:
             st.bad_vals += 1
 
-    def log_progress(self, recent: list[float], start_step: int, t0: float) -> None:
+    def log_progress(self, recent: list[torch.Tensor], start_step: int, t0: float) -> None:
         """One progress line: step, mean recent loss, throughput, ETA."""
         step = self.state.step
         rate = (step - start_step) * self.batch_size / max(time.perf_counter() - t0, 1e-9)
@@ -182,7 +209,7 @@ class Trainer:
             "step %d/%d loss %.5f %.1f patches/s ETA %s",
             step,
             self.stop_at,
-            float(np.mean(recent)),
+            float(torch.stack(recent).double().mean().cpu()),
             rate,
             eta,
         )
@@ -209,18 +236,23 @@ class Trainer:
             self.validate(0.0)
 
     def fit(self, preload: bool = False) -> None:
-        """Resume, then train to ``stop_at`` (or early stop), saving ``last.pt`` on the way."""
+        """Resume, then train to ``stop_at`` (or early stop), saving ``last.pt`` on the way:
+        every ``checkpoint_every`` steps, every ``checkpoint_minutes`` of wall time, at the end
+        and on SIGTERM/SIGINT. The file is written by a background thread from a host copy of
+        the state, so the device waits only for that copy."""
         self.resume()
         st, cfg, stop_at = self.state, self.training, self.stop_at
+        self.loss_acc.fill_(st.loss_sum)
         val_every, ckpt_every = int(cfg.val_every), int(cfg.checkpoint_every)
         log_every = max(1, min(val_every, self.steps // 20 or 1))
         t0, start_step = time.perf_counter(), st.step
-        recent: list[float] = []
+        last_save = t0
+        recent: list[torch.Tensor] = []
         if self.patience_spent():
             log.info("early-stopped at step %d before: nothing to train", st.step)
             return
         self.model.train()
-        with stop_requested() as stop:
+        with stop_requested() as stop, CheckpointWriter() as writer:
             for low, gt in self.loader(preload):
                 recent = [*recent[-log_every + 1 :], self.step(low, gt)]
                 step, elapsed = st.step, st.elapsed + time.perf_counter() - t0
@@ -229,9 +261,13 @@ class Trainer:
                 if step % val_every == 0 or step == self.steps:
                     self.validate(elapsed)
                 patience = self.patience_spent()
-                if step % ckpt_every == 0 or step == stop_at or stop or patience:
+                timed = time.perf_counter() - last_save >= 60 * self.checkpoint_minutes
+                if step % ckpt_every == 0 or step == stop_at or stop or patience or timed:
                     st.elapsed, t0, start_step = elapsed, time.perf_counter(), step
-                    save_last(self.last, self.signature, self.parts, st)
+                    last_save = t0
+                    self.sync_loss()
+                    final = step == stop_at or bool(stop) or patience
+                    writer.save(self.last, self.signature, self.parts, st, wait=final)
                 if stop:
                     raise PreemptedError(
                         f"signal {stop['signal']} at step {step}: saved {self.last}; "
@@ -313,6 +349,7 @@ def train(
     preload: bool = False,
     start_from: str | Path | None = None,
     inference: InferenceSettings | None = None,
+    checkpoint_minutes: float = CHECKPOINT_MINUTES,
 ) -> dict[str, Any]:
     """Train one cell (resuming from ``out_dir/last.pt`` when it matches); returns run.json.
 
@@ -325,7 +362,7 @@ def train(
     """
     trainer = _trainer(
         cell, model, training, patch_dir, out_dir, pretrained, device, threads, None,
-        start_from,
+        start_from, checkpoint_minutes,
     )  # fmt: skip
     return trainer.run(preload, inference)
 
@@ -345,13 +382,14 @@ def train_rung(
     pretrained: str | Path | None = None,
     device: str = "auto",
     threads: int | None = None,
+    checkpoint_minutes: float = CHECKPOINT_MINUTES,
 ) -> dict[str, Any]:
     """Train one cell to a rung's step ``budget`` of a successive-halving search, continuing
     from ``start_from`` (the previous rung's ``state_out``) or ``last.pt``; returns the
     summary written to ``summary_out``."""
     trainer = _trainer(
         cell, model, training, patch_dir, out_dir, pretrained, device, threads, budget,
-        start_from,
+        start_from, checkpoint_minutes,
     )  # fmt: skip
     return trainer.run_rung(rung, Path(state_out), Path(summary_out))
 
@@ -367,6 +405,7 @@ def _trainer(
     threads: int | None,
     stop_at: int | None,
     start_from: str | Path | None,
+    checkpoint_minutes: float = CHECKPOINT_MINUTES,
 ) -> Trainer:
     """The :class:`Trainer` of :func:`train` and :func:`train_rung` (run folder created)."""
     out_dir = Path(out_dir)
@@ -382,6 +421,7 @@ def _trainer(
         threads=threads,
         stop_at=stop_at,
         start_from=Path(start_from) if start_from else None,
+        checkpoint_minutes=checkpoint_minutes,
     )
 
 

@@ -9,10 +9,12 @@ belongs to, so that a run resumes only from its own file. It is written atomical
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +93,8 @@ def load_last(
     return state
 
 
-def save_last(path: Path, signature: str, parts: Trainables, state: RunState) -> None:
-    """Write ``last.pt`` atomically."""
-    payload = {
+def _payload(signature: str, parts: Trainables, state: RunState) -> dict[str, Any]:
+    return {
         "signature": signature,
         "model": parts.model.state_dict(),
         "optimizer": parts.optimizer.state_dict(),
@@ -101,8 +102,71 @@ def save_last(path: Path, signature: str, parts: Trainables, state: RunState) ->
         "rng": torch.get_rng_state(),
         **state.saved(),
     }
+
+
+def _to_host(value: Any) -> Any:
+    """A copy of ``value`` whose tensors are on the host and no longer shared with training
+    (the loop keeps changing its weights and moments while the copy is written)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _to_host(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_host(v) for v in value)
+    return copy.deepcopy(value)
+
+
+def _write(path: Path, payload: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def save_last(path: Path, signature: str, parts: Trainables, state: RunState) -> None:
+    """Write ``last.pt`` atomically (now; :class:`CheckpointWriter` writes in the background)."""
+    _write(path, _to_host(_payload(signature, parts, state)))
+
+
+class CheckpointWriter:
+    """Writes ``last.pt`` from a host copy of the state in a background thread, one write at a
+    time: training goes on while the file (16 bytes per parameter: 2.3 GB for KBNet) reaches
+    the disk. ``save(..., wait=True)``, and leaving the ``with`` block, wait for the write,
+    so the file is complete before a rung publishes it, the run deletes it, or the job ends on
+    a signal. A failed write is raised at the next save or on leaving."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> CheckpointWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wait()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def save(
+        self, path: Path, signature: str, parts: Trainables, state: RunState, wait: bool = False
+    ) -> None:
+        self.wait()  # one file at a time, and the previous one's error first
+        payload = _to_host(_payload(signature, parts, state))  # the only part the device waits for
+
+        def write() -> None:
+            try:
+                _write(path, payload)
+            except BaseException as exc:  # re-raised in the training thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=write, name="fmdenoise-checkpoint", daemon=True)
+        self._thread.start()
+        if wait:
+            self.wait()
 
 
 def publish_state(last: Path, dest: Path) -> None:
