@@ -117,18 +117,23 @@ class Calibration:
             raise FmdenoiseError(f"calibration table: no {kind} row for {arch!r}")
         return float(row["value"])
 
-    def train_step(self, arch: str, device_type: str, batch: int, patch: int) -> Figure:
+    def train_step(
+        self, arch: str, device_type: str, batch: int, patch: int, compiled: bool = False
+    ) -> Figure:
         """Seconds per training step at (batch, patch): a measured row scaled linearly in the
-        number of pixels per batch, else (GPU) an estimate from the FLOPs."""
+        number of pixels per batch, else (GPU) an estimate from the FLOPs. ``compiled``
+        (``training.compile``): the compiled row where one was measured, else the eager one."""
         rows = [
             r
             for r in self.rows
             if (r["kind"], r["name"], r["device_type"]) == ("train", arch, device_type)
         ]
         if rows:
-            # prefer the default variant (channels_last, not compiled: what training runs unless
-            # training.compile), bf16 on CUDA, the same patch, the largest batch
-            rows = [r for r in rows if not r.get("note") or r["note"] == "channels_last"] or rows
+            # the variant training runs: channels_last, compiled with training.compile (else
+            # eager); bf16 on CUDA, the same patch, the largest batch
+            eager = [r for r in rows if not r.get("note") or r["note"] == "channels_last"]
+            fast = [r for r in rows if str(r.get("note") or "").startswith("channels_last, comp")]
+            rows = (fast if compiled else []) or eager or rows
             rows.sort(
                 key=lambda r: (
                     r.get("precision") != "bf16",

@@ -98,7 +98,7 @@ class CostModel:
         search is one part of a run)."""
         t, p = self.settings.training, self.settings.patches
         arch = self.settings.models[model].arch
-        fig = self.cal.train_step(arch, device_type, int(t.batch_size), int(p.size))
+        fig = self.cal.train_step(arch, device_type, int(t.batch_size), int(p.size), t.compile)
         step, note = self._scaled(fig, model)
         steps = int(t.steps) if steps is None else int(steps)
         validations = steps // int(t.val_every) + int(first)
