@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from fmdenoise.data.synthetic import write_toy_patches
 from fmdenoise.models.size import FULL_SIZE, gflop_forward
@@ -47,14 +48,12 @@ from fmdenoise.settings import (
 ARCHS = ("kbnet", "restormer", "drunet", "care_unet")
 #: dense bf16 peak of the H100/H200 SXM (the MFU's denominator)
 PEAK_TFLOPS = 989.0
-QUICK_SIZES = {
-    "drunet": {"in_nc": 2, "out_nc": 1, "nc": [16, 32, 64, 128], "nb": 1},
-    "restormer": {"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1,
-                  "heads": [1, 2, 2, 4]},
-    "kbnet": {"img_channel": 1, "width": 4, "middle_blk_num": 1, "enc_blk_nums": [1, 1, 1, 1],
-              "dec_blk_nums": [1, 1, 1, 1]},
-    "care_unet": {"unet_n_first": 16},
-}  # fmt: skip
+QUICK_SIZES = {  # the demo's model sizes (demo/config.yaml)
+    m["arch"]: m["kwargs"]
+    for m in yaml.safe_load((Path(__file__).parents[1] / "demo" / "config.yaml").read_text())[
+        "models"
+    ].values()
+}
 
 
 def training(steps: int, batch: int, compile_: bool) -> TrainingSettings:

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from fmdenoise.data.synthetic import write_toy_patches
 from fmdenoise.settings import (
@@ -70,22 +71,11 @@ def loop_rate(patches: Path, out: Path, steps: int, preload: bool, threads: int)
     return steps / run["wall_seconds"]
 
 
-DEMO_SIZES = {
-    "drunet": {"in_nc": 2, "out_nc": 1, "nc": [16, 32, 64, 128], "nb": 1},
-    "restormer": {
-        "dim": 8,
-        "num_blocks": [1, 1, 1, 1],
-        "num_refinement_blocks": 1,
-        "heads": [1, 2, 2, 4],
-    },
-    "kbnet": {
-        "img_channel": 1,
-        "width": 4,
-        "middle_blk_num": 1,
-        "enc_blk_nums": [1, 1, 1, 1],
-        "dec_blk_nums": [1, 1, 1, 1],
-    },
-    "care_unet": {"unet_n_first": 16},
+DEMO_SIZES = {  # the demo's model sizes (demo/config.yaml)
+    m["arch"]: m["kwargs"]
+    for m in yaml.safe_load((Path(__file__).parents[1] / "demo" / "config.yaml").read_text())[
+        "models"
+    ].values()
 }
 
 

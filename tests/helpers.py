@@ -177,3 +177,22 @@ def dry_run_requests(text: str) -> dict[str, list[dict[str, int]]]:
         ]
         for r, c in counts.items()
     }
+
+
+#: small configurations of the four architectures (unit tests of the models and the loop)
+SMALL = {
+    "drunet": {"nc": [8, 16, 32, 64], "nb": 1},
+    "restormer": {
+        "dim": 8,
+        "num_blocks": [1, 1, 1, 1],
+        "num_refinement_blocks": 1,
+        "heads": [1, 2, 2, 4],
+    },
+    "kbnet": {
+        "width": 8,
+        "middle_blk_num": 1,
+        "enc_blk_nums": [1, 1, 1, 1],
+        "dec_blk_nums": [1, 1, 1, 1],
+    },
+    "care_unet": {"unet_n_first": 8},
+}

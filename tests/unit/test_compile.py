@@ -12,17 +12,8 @@ from fmdenoise.models import arch_info, build
 from fmdenoise.models.wrapper import Denoiser
 from fmdenoise.train.compile import compile_regions, use_cache
 
-SMALL = {
-    "drunet": {"in_nc": 2, "out_nc": 1, "nc": [8, 16, 32, 64], "nb": 1},
-    "restormer": {
-        "dim": 8,
-        "num_blocks": [1, 1, 1, 1],
-        "num_refinement_blocks": 1,
-        "heads": [1, 2, 2, 4],
-    },
-    "kbnet": {"width": 8, "enc_blk_nums": [1, 1], "middle_blk_num": 1, "dec_blk_nums": [1, 1]},
-    "care_unet": {"unet_n_first": 8},
-}
+from ..helpers import SMALL
+
 #: compiled kernels fuse and reorder float32 sums: loss and gradients agree to this
 RTOL = 1e-4
 

@@ -16,22 +16,8 @@ from fmdenoise.models import GRAY_DEFAULTS, build, count_parameters
 from fmdenoise.models.checkpoints import load_model, read_checkpoint, save_model
 from fmdenoise.models.wrapper import Denoiser, estimate_sigma
 
-SMALL = {
-    "drunet": {"nc": [8, 16, 32, 64], "nb": 1},
-    "restormer": {
-        "dim": 8,
-        "num_blocks": [1, 1, 1, 1],
-        "num_refinement_blocks": 1,
-        "heads": [1, 2, 2, 4],
-    },
-    "kbnet": {
-        "width": 8,
-        "middle_blk_num": 1,
-        "enc_blk_nums": [1, 1, 1, 1],
-        "dec_blk_nums": [1, 1, 1, 1],
-    },
-    "care_unet": {"unet_n_first": 8},
-}
+from ..helpers import SMALL
+
 TSV = {"drunet": "drunet_gray", "restormer": "restormer_gray", "kbnet": "kbnet_gray"}
 
 
