@@ -16,7 +16,7 @@ from fmdenoise.errors import FmdenoiseError
 from fmdenoise.models import build
 from fmdenoise.models.checkpoints import save_model
 
-from .test_models import SMALL as MODELS_SMALL
+from ..helpers import SMALL as MODELS_SMALL
 
 SMALL = {**MODELS_SMALL, "care_unet": {"unet_n_first": 4}}
 
@@ -118,3 +118,24 @@ def test_export_errors_leave_nothing(tmp_path, capsys):
     )
     assert "smaller than 64x64" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob(".*"))
+
+
+def test_package_applies_the_models_recorded_settings(tmp_path):
+    """A model the study trained carries how it was evaluated: the package's preprocessing
+    takes its percentiles, its README says whole image or tiles, and bioimage.io's own test
+    passes with them."""
+    from bioimageio.core import test_model
+
+    from fmdenoise.settings import InferenceSettings
+
+    how = InferenceSettings(None, 16, 1.0, 99.5, {"mode": "fixed", "sigma": 0.1})
+    path = tmp_path / "care.pt"
+    save_model(path, build("care_unet", **SMALL["care_unet"]), "care_unet", SMALL["care_unet"],
+               inference=how.as_dict())  # fmt: skip
+    out = export_bioimageio(path, tmp_path / "pkg.zip")
+    assert test_model(out).status == "passed"
+    with zipfile.ZipFile(out) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    pre = next(p for p in rdf["inputs"][0]["preprocessing"] if p["id"] == "scale_range")
+    assert (pre["kwargs"]["min_percentile"], pre["kwargs"]["max_percentile"]) == (1.0, 99.5)
+    assert "evaluated it on whole images at once" in zf_text(out, "README.md")
