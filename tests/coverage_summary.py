@@ -44,7 +44,8 @@ REQUIRED = [
     # issue 26 (rung states dropped once continued) and issue 27 (extra seeds, transfer)
     ("src/fmdenoise/train/search.py", 'reason=f"continued by {by}"'),
     ("src/fmdenoise/evaluate/tables.py", "seed_spread(df, seeds[(method, dataset)])"),
-    ("workflow_scripts/transfer.py", "evaluate_transfer("),
+    ("workflow_scripts/transfer_predict.py", "predict_transfer("),
+    ("workflow_scripts/transfer.py", "score_transfer("),
 ]
 
 

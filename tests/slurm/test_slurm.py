@@ -329,14 +329,15 @@ def test_plan_reads_the_site_limits(slurm_env):
                                        "gpus": 1}]  # fmt: skip
     assert site["notes"] == []  # the demo's requests fit the 2-CPU node
     # the real study's training (train and its search's rung jobs, 8 CPUs), predict and
-    # transfer (8 CPUs) jobs would pend for ever here
+    # transfer_predict (8 CPUs) jobs would pend for ever here; transfer scores on 1 CPU
     proc = subprocess.run(
         [sys.executable, "-m", "fmdenoise.cli", "plan", str(ROOT / "config.yaml"), "--json",
          "--workdir", str(ROOT), "--offline"],
         env=slurm_env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     notes = json.loads(proc.stdout)["site"]["notes"]
-    assert sorted(n.split(":")[0] for n in notes) == ["predict", "rung", "train", "transfer"], notes
+    rules = sorted(n.split(":")[0] for n in notes)
+    assert rules == ["predict", "rung", "train", "transfer_predict"], notes
     assert all("asks for 8 CPUs" in n and "largest: 2 CPUs" in n for n in notes), notes
 
 

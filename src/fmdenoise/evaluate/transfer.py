@@ -91,7 +91,7 @@ def transfer_table(
     metric_files: Mapping[tuple[str, str], str | Path],
     finetuned: Sequence[str],
 ) -> pd.DataFrame:
-    """``transfer_files[(model, trained on)]`` -> :func:`evaluate_transfer`'s csv;
+    """``transfer_files[(model, trained on)]`` -> :func:`score_transfer`'s csv;
     ``metric_files[(method, dataset)]`` -> per-image csv of ``raw``, the zero-shot and the
     selected models on each dataset (the in-domain rows come from these)."""
     psnrs = {key: pd.read_csv(path)["psnr"] for key, path in metric_files.items()}
