@@ -29,7 +29,7 @@ from fmdenoise.study import (
 from fmdenoise.costs.estimates import request
 from fmdenoise.costs.requests import JobRequests
 from fmdenoise.costs.rules import entry
-from fmdenoise.costs.time_limits import chained_retries, rule_chain
+from fmdenoise.costs.time_limits import chained_retries
 from fmdenoise.halving import config_budgets, grid_order, halving, stratum
 
 # The validated config, typed once (fmdenoise.settings): what the library functions take.
@@ -113,17 +113,24 @@ def slurm_options(rule_name, signal=None):
     return res
 
 
+def gpu_resources(rule_name, gpu):
+    """``gpu`` (a count, or a callable of the wildcards) and, where the job may hold one, the
+    entry's ``gpu_model`` when set."""
+    res = {"gpu": gpu}
+    model = entry(SETTINGS, rule_name).gpu_model
+    if model and (callable(gpu) or gpu):
+        res["gpu_model"] = model
+    return res
+
+
 def rule_resources(rule_name):
     """mem_mb, runtime and GPUs of a rule whose request is its entry's (capped at the entry's
     time limit), plus its SLURM options."""
     req = request(SETTINGS, rule_name)
     res = dict(mem_mb=req["mem_mb"], runtime=req["runtime"])
     if req["gpu"]:
-        res["gpu"] = req["gpu"]
-        if entry(SETTINGS, rule_name).gpu_model:
-            res["gpu_model"] = entry(SETTINGS, rule_name).gpu_model
-    chain = rule_chain(SETTINGS, rule_name, entry(SETTINGS, rule_name).runtime)
-    return res | slurm_options(rule_name, chain.signal)
+        res |= gpu_resources(rule_name, req["gpu"])
+    return res | slurm_options(rule_name, req["signal"])
 
 
 # Size-dependent requests (fmdenoise.costs): one calibration table for the whole run.
@@ -144,9 +151,9 @@ def sized_resources(rule_name):
     res["mem_mb"] = need("mem_mb")
     res["runtime"] = need("runtime")
     if rule_name == "predict":
-        res["gpu"] = lambda wildcards: REQUESTS.gpus("predict", wildcards.method)
-        if entry(SETTINGS, "predict").gpu_model:
-            res["gpu_model"] = entry(SETTINGS, "predict").gpu_model
+        res |= gpu_resources(
+            "predict", lambda wildcards: REQUESTS.gpus("predict", wildcards.method)
+        )
     return res
 
 
@@ -490,9 +497,7 @@ def transfer_score_inputs(wildcards):
 def transfer_resources(rule_name):
     """A transfer job's request, sized for the test sets it predicts (transfer_predict, on
     the GPU) or scores (transfer, on CPUs)."""
-    res = slurm_options(rule_name) | {"gpu": REQUESTS.gpus(rule_name)}
-    if res["gpu"] and entry(SETTINGS, rule_name).gpu_model:
-        res["gpu_model"] = entry(SETTINGS, rule_name).gpu_model
+    res = slurm_options(rule_name) | gpu_resources(rule_name, REQUESTS.gpus(rule_name))
 
     def need(key):
         return lambda wildcards, input: REQUESTS.transfer_request(

@@ -225,7 +225,7 @@ def method_kinds(s: StudySettings, dataset: str) -> dict[str, MethodKind]:
     """The methods compared on ``dataset`` in the main table, with their kind: baselines
     (raw, the provided outputs, BM3D and BM3D-VST where on), zero-shot and selected models."""
     names = ["raw", *(f"provided-{p}" for p in s.datasets[dataset]["test"].get("provided", {}))]
-    names += [m for m in ("bm3d", "bm3d-vst") if getattr(s.evaluation, m.replace("-", "_"))]
+    names += ["bm3d"] * s.evaluation.bm3d + ["bm3d-vst"] * s.evaluation.bm3d_vst
     names += [f"{m}-zeroshot" for m in finetuned_models(s)] + list(s.models)
     return {m: method_kind(s, m) for m in names}
 

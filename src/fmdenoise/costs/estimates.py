@@ -214,11 +214,13 @@ def request(
 ) -> dict[str, Any]:
     """The resource request of one job of ``rule``, as the rules make it and the plan prices it.
 
-    A sized rule (:data:`~fmdenoise.costs.rules.RULES`: ingest, patches, predict, metrics) asks
+    A sized rule (:data:`~fmdenoise.costs.rules.RULES`: ingest, patches, predict, metrics, the
+    transfer's two) asks
     for ``ceil(estimate x planning.margin)``, never below its config entry; every other rule for
     its entry's values as they stand (its estimate, if any, is the plan's, which flags a job
     whose estimate exceeds the request). Runtime in minutes, capped at the entry's
-    ``time_limit``; ``submissions``: how many chained submissions that implies
+    ``time_limit``; ``submissions``: how many chained submissions that implies, ``signal``: the
+    sbatch argument asking for SIGTERM ahead of the limit, or None
     (:mod:`fmdenoise.costs.time_limits`). ``gpu``: the job's GPUs where they depend on the job
     (a predict job's method), else the rule's (:func:`~fmdenoise.costs.rules.rule_gpus`)."""
     floor = entry(settings, rule)
@@ -236,4 +238,5 @@ def request(
         "runtime": chained.runtime,
         "gpu": rule_gpus(settings, rule) if gpu is None else int(gpu),
         "submissions": chained.submissions,
+        "signal": chained.signal,
     }

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from fmdenoise.costs.rules import entry, rule_of, rule_retries
+from fmdenoise.costs.rules import entry, entry_name, rule_of, rule_retries
 from fmdenoise.errors import ConfigError
 from fmdenoise.settings import StudySettings
 
@@ -54,8 +54,8 @@ def limits(settings: StudySettings, rule: str) -> tuple[int | None, int]:
     limit, lead = own.time_limit, own.signal_lead
     if limit is not None and lead >= 60 * limit:
         raise ConfigError(
-            f"resources.{rule}.signal_lead: {lead} s is not shorter than the time limit "
-            f"({limit} min): no time would be left to train"
+            f"resources.{entry_name(rule)}.signal_lead: {lead} s is not shorter than the time "
+            f"limit ({limit} min): no time would be left to train"
         )
     return limit, int(lead)
 

@@ -46,6 +46,15 @@ class ModelSource:
     inference: InferenceSettings | None = None
     inference_from: str | None = None
 
+    def adopt(self, record: InferenceSettings | None, where: Path) -> None:
+        """Take ``record`` (read from ``where``) unless one was taken already: the first record
+        found decides how the model is applied, its noise-level input included."""
+        if self.inference is not None or record is None:
+            return
+        self.inference, self.inference_from = record, str(where)
+        if record.noise_level is not None:
+            self.noise_level = dict(record.noise_level)
+
 
 def _record(data: dict[str, Any], where: Path) -> InferenceSettings | None:
     """The inference record in a selection file, run.json or model.pt's metadata, if any."""
@@ -70,28 +79,26 @@ def _find_run(run: str, selection: Path) -> Path:
 def resolve_model(spec: str | Path, arch: str | None = None) -> ModelSource:
     """Interpret the MODEL argument (see the module docstring)."""
     path = Path(spec)
-    chosen: tuple[InferenceSettings | None, str | None] = (None, None)
+    records: list[tuple[InferenceSettings | None, Path]] = []  # in the order they count
     if path.is_file() and path.suffix == ".json":
         try:
             selection = json.loads(path.read_text())
             run = selection["selected"]["run"]
         except (ValueError, KeyError, TypeError) as exc:
             raise FmdenoiseError(f"{path}: not a selection file ({exc})") from exc
-        chosen = (_record(selection, path), str(path))
+        records.append((_record(selection, path), path))
         path = _find_run(run, path)
     if path.is_dir():
         if not (path / "model.pt").is_file():
             raise FmdenoiseError(f"{path}: a run folder must hold model.pt")
-        noise = None
+        source = ModelSource(path / "model.pt", run=path)
         if (path / "run.json").is_file():
             run_info = json.loads((path / "run.json").read_text())
-            noise = run_info.get("config", {}).get("model", {}).get("noise_level")
-            if chosen[0] is None:
-                chosen = (_record(run_info, path / "run.json"), str(path / "run.json"))
-        if chosen[0] is not None and chosen[0].noise_level is not None:
-            noise = dict(chosen[0].noise_level)
-        return ModelSource(path / "model.pt", noise_level=noise, run=path, inference=chosen[0],
-                           inference_from=chosen[1] if chosen[0] else None)  # fmt: skip
+            source.noise_level = run_info.get("config", {}).get("model", {}).get("noise_level")
+            records.append((_record(run_info, path / "run.json"), path / "run.json"))
+        for record, where in records:
+            source.adopt(record, where)
+        return source
     if path.is_file():
         if arch is None:
             return ModelSource(path)
@@ -109,11 +116,7 @@ def load_denoiser(source: ModelSource) -> tuple[Denoiser, dict[str, Any]]:
     takes model.pt's inference record when the selection and run.json had none."""
     kwargs = GRAY_DEFAULTS[source.arch] if source.arch else None
     net, meta = load_model(source.checkpoint, source.arch, kwargs, fmt=source.fmt)
-    if source.inference is None:
-        source.inference = _record(meta, source.checkpoint)
-        source.inference_from = str(source.checkpoint) if source.inference else None
-        if source.inference is not None and source.inference.noise_level is not None:
-            source.noise_level = dict(source.inference.noise_level)
+    source.adopt(_record(meta, source.checkpoint), source.checkpoint)
     model = Denoiser(net, meta["arch"], meta["kwargs"], source.noise_level).eval()
     return model, meta
 

@@ -43,6 +43,7 @@ def read_requests(results: Path) -> list[dict[str, Any]]:
         jobs.append(
             {
                 "rule": record["rule"],
+                "record": path,
                 "benchmark": path.with_name(path.name.removesuffix(REQUEST_SUFFIX) + ".tsv"),
                 "outputs": record.get("outputs", []),
                 "threads": int(record.get("threads", 1)),

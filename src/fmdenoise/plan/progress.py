@@ -43,15 +43,14 @@ def job_states(results: Path, now: float | None = None) -> pd.DataFrame:
     now = time.time() if now is None else now
     rows = []
     for job in read_requests(results):
-        bench: Path = job["benchmark"]
-        record = bench.with_name(bench.stem + ".request.json")
+        bench, record = job["benchmark"], job["record"]
         seconds = math.nan
         if bench.is_file():
             state = "finished"
             table = pd.read_csv(bench, sep="\t")
             seconds = float(table["s"].iloc[-1]) if len(table) else math.nan
         else:
-            started = record.stat().st_mtime if record.is_file() else now
+            started = record.stat().st_mtime
             log = _log_of(results, bench)
             failed = _last_failure(log)
             if failed is not None and failed >= started - 1:
